@@ -1,0 +1,165 @@
+"""Telegram bots, the inbox of updates, chats and the conversation log."""
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+
+from saas_bot.models import CompanyQuerySet
+
+DEFAULT_WELCOME = "Hello! Ask me anything about our products and services, and I will answer from our documentation."
+DEFAULT_HELP = (
+    "Send me a question in plain words, for example \"How do I reset my password?\". "
+    "I answer from the company's documents and list my sources. "
+    "Commands: /start - welcome, /help - this help."
+)
+DEFAULT_PERSONA = (
+    "You are a helpful support assistant. Answer only from the context. "
+    "If the context does not contain the answer, say that you do not know."
+)
+
+
+def new_public_id() -> str:
+    """An opaque id for the webhook URL (128 random bits, URL-safe)."""
+    return secrets.token_urlsafe(16)
+
+
+def new_webhook_secret() -> str:
+    """A webhook secret: Telegram allows 1-256 characters A-Z a-z 0-9 _ - (Bot API, setWebhook)."""
+    return secrets.token_urlsafe(32)
+
+
+class Bot(models.Model):
+    """A company's Telegram bot. The token is stored encrypted (Fernet) and never shown again."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DISABLED = "disabled", "Disabled"
+        TOKEN_REVOKED = "token_revoked", "Token revoked (replace it)"
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="bots")
+    name = models.CharField(max_length=100)
+    username = models.CharField(max_length=64, blank=True, help_text="From Telegram's getMe.")
+    telegram_id = models.BigIntegerField(null=True, blank=True, help_text="From Telegram's getMe.")
+    token_encrypted = models.TextField()
+    token_hint = models.CharField(max_length=16, blank=True, help_text="Masked token, for recognising it.")
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    webhook_secret = models.CharField(max_length=256, default=new_webhook_secret, editable=False)
+    persona = models.TextField(default=DEFAULT_PERSONA, help_text="System prompt for the chat model.")
+    welcome_text = models.TextField(default=DEFAULT_WELCOME)
+    help_text = models.TextField(default=DEFAULT_HELP)
+    language = models.CharField(max_length=10, default="en")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    webhook_url = models.URLField(blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"@{self.username}" if self.username else self.name
+
+
+class TelegramUpdate(models.Model):
+    """The inbox: every accepted update, stored raw before anything else happens.
+
+    Unique per (bot, update_id): a redelivered update is acknowledged and not
+    processed twice.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="updates")
+    update_id = models.BigIntegerField()
+    payload = models.JSONField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bot", "update_id"], name="telegramupdate_unique_bot_update")]
+        indexes = [models.Index(fields=["status", "received_at"], name="telegramupdate_status_received")]
+
+
+class Chat(models.Model):
+    """A Telegram chat (private, group, supergroup, channel) a bot has seen."""
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="chats")
+    telegram_chat_id = models.BigIntegerField()
+    type = models.CharField(max_length=20)
+    title = models.CharField(max_length=255, blank=True)
+    username = models.CharField(max_length=64, blank=True)
+    is_blocked = models.BooleanField(default=False, help_text="The user blocked the bot; nothing is sent.")
+    start_param = models.CharField(max_length=64, blank=True, help_text="Deep-link parameter of /start.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bot", "telegram_chat_id"], name="chat_unique_bot_chat")]
+
+    def __str__(self) -> str:
+        return self.title or self.username or str(self.telegram_chat_id)
+
+
+class Conversation(models.Model):
+    """A run of messages between one chat (or one API/CLI caller) and a bot."""
+
+    class Channel(models.TextChoices):
+        TELEGRAM = "telegram", "Telegram"
+        CLI = "cli", "Command line"
+        API = "api", "API"
+        PLAYGROUND = "playground", "Playground"
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="conversations")
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.CASCADE, related_name="conversations")
+    channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.TELEGRAM)
+    started_at = models.DateTimeField(auto_now_add=True)
+    last_message_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+
+class Message(models.Model):
+    """One question and the bot's answer, with sources, tokens and latency."""
+
+    class Status(models.TextChoices):
+        ANSWERED = "answered", "Answered"
+        NOT_FOUND = "not_found", "Not found in documents"
+        LIMIT_REACHED = "limit_reached", "Limit reached"
+        NO_SUBSCRIPTION = "no_subscription", "No subscription"
+        FAILED = "failed", "Failed"
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    update = models.OneToOneField(
+        TelegramUpdate, null=True, blank=True, on_delete=models.SET_NULL, related_name="message"
+    )
+    end_user_id = models.BigIntegerField(null=True, blank=True)
+    question = models.TextField()
+    answer = models.TextField(blank=True)
+    sources = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ANSWERED)
+    prompt_tokens = models.IntegerField(default=0)
+    completion_tokens = models.IntegerField(default=0)
+    model = models.CharField(max_length=100, blank=True)
+    latency_ms = models.IntegerField(default=0, help_text="From update received (or question asked) to answer ready.")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CompanyQuerySet.as_manager()

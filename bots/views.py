@@ -1,0 +1,1 @@
+def telegram_webhook(request, public_id): pass

@@ -1,0 +1,107 @@
+"""Documents, their chunks and the lexical index (BM25 postings)."""
+from __future__ import annotations
+
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+from saas_bot.models import CompanyQuerySet
+
+EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2
+
+
+class Document(models.Model):
+    """An uploaded file (or URL / pasted text) of one company, and its indexing state."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=300)
+    file_name = models.CharField(max_length=255, help_text="Original file name; answers cite it.")
+    file = models.FileField(upload_to="documents/%Y/%m/", blank=True)
+    checksum = models.CharField(max_length=64, help_text="SHA-256 of the content; same content is indexed once.")
+    size_bytes = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent, while processing.")
+    error = models.TextField(blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    token_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    indexed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["company", "checksum"], name="document_unique_company_checksum")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chunk(models.Model):
+    """A piece of a document: text, embedding, tsvector, and where it sits (section, page).
+
+    ``company`` is denormalised so every search filters on it first.
+    """
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="+")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    section = models.CharField(max_length=500, blank=True)
+    page = models.PositiveIntegerField(null=True, blank=True)
+    token_count = models.PositiveIntegerField(default=0)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    search_vector = SearchVectorField()
+    lexeme_count = models.PositiveIntegerField(default=0, help_text="BM25 document length, in lexemes.")
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="chunk_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
+            models.Index(fields=["company", "document"], name="chunk_company_document"),
+        ]
+
+
+class CorpusStat(models.Model):
+    """Per company: chunk count and total lexemes, the N and avgdl of BM25. Kept in the ingest transaction."""
+
+    company = models.OneToOneField("tenants.Company", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    chunk_count = models.BigIntegerField(default=0)
+    total_length = models.BigIntegerField(default=0)
+
+
+class ChunkTerm(models.Model):
+    """A BM25 posting: lexeme ``term`` occurs ``tf`` times in chunk ``chunk_id`` (of length ``dl``).
+
+    Filled from the chunk's tsvector by SQL (Postgres does tokenising and
+    stemming); read by the lexical retriever through a covering index on
+    (company, term). Rows go away with their chunk (ON DELETE CASCADE in SQL).
+    """
+
+    pk = models.CompositePrimaryKey("chunk_id", "term")
+    company_id = models.BigIntegerField()
+    chunk = models.ForeignKey(Chunk, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    term = models.TextField()
+    tf = models.IntegerField()
+    dl = models.IntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["company_id", "term"], include=["chunk_id", "tf", "dl"], name="chunkterm_company_term")
+        ]

@@ -1,0 +1,74 @@
+"""Enqueueing tasks after commit, in both broker modes.
+
+With a broker, ``task.delay`` sends the message once the surrounding transaction
+commits (a rolled-back write enqueues nothing). Without a broker (the embedded
+default) Celery is eager; a task that the caller must not wait for (the
+webhook's update processing) then runs in a background thread of this process,
+so the webhook still answers at once.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from celery import Task
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+logger = logging.getLogger("saas_bot.tasking")
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _background_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            # One thread: eager mode is for development and demos; order of arrival is kept.
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eager-task")
+        return _executor
+
+
+def _run_eager(task: Task, args: tuple, kwargs: dict) -> None:
+    try:
+        task.apply(args=args, kwargs=kwargs, throw=True)
+    except Exception:  # the inbox keeps the row; the sweep or an operator retries it
+        logger.exception("eager task %s failed", task.name)
+    finally:
+        close_old_connections()
+
+
+def enqueue(task: Task, *args: Any, background: bool = False, **kwargs: Any) -> None:
+    """Send ``task`` now (outside any transaction wrapper).
+
+    Args:
+        task: a Celery task.
+        background: in eager mode, run in a background thread instead of inline.
+
+    Broker errors are logged, not raised: every task we enqueue is backed by a
+    database row that a periodic sweep re-enqueues, so nothing is lost.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        if background:
+            _background_executor().submit(_run_eager, task, args, kwargs)
+        else:
+            _run_eager(task, args, kwargs)
+        return
+    try:
+        task.apply_async(args=args, kwargs=kwargs, retry=False)
+    except Exception:
+        logger.warning("broker unreachable; %s will be re-enqueued by the sweep", task.name, exc_info=True)
+
+
+def enqueue_on_commit(task: Task, *args: Any, background: bool = False, **kwargs: Any) -> None:
+    """Like :func:`enqueue`, but only once the current transaction commits."""
+    transaction.on_commit(lambda: enqueue(task, *args, background=background, **kwargs))
+
+
+def wait_for_background_tasks(timeout: float = 120.0) -> None:
+    """Block until the eager background thread is idle (tests and the demo use it)."""
+    executor = _background_executor()
+    executor.submit(lambda: None).result(timeout=timeout)
