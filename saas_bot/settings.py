@@ -173,3 +173,16 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
+
+# --- retrieval (rag/retrieval.py explains each) -------------------------------------
+RAG_BM25_K1 = env.float("RAG_BM25_K1", default=1.2)
+RAG_BM25_B = env.float("RAG_BM25_B", default=0.75)
+RAG_FUSION = env("RAG_FUSION", default="blend")  # "blend" (min-max score blend) or "rrf"
+RAG_FUSION_LEXICAL_WEIGHT = env.float("RAG_FUSION_LEXICAL_WEIGHT", default=0.5)
+RAG_RRF_K = env.int("RAG_RRF_K", default=10)
+RAG_CANDIDATES = env.int("RAG_CANDIDATES", default=50)
+RAG_EXACT_SEARCH_MAX_CHUNKS = env.int("RAG_EXACT_SEARCH_MAX_CHUNKS", default=30000)
+RAG_HNSW_EF_SEARCH_MAX = env.int("RAG_HNSW_EF_SEARCH_MAX", default=1000)
+# Refusal gate (rag/relevance.py): cosine similarity of the best chunk.
+RAG_ANSWERABLE_MIN_SIMILARITY = env.float("RAG_ANSWERABLE_MIN_SIMILARITY", default=0.45)
+RAG_ANSWERABLE_MIN_SIMILARITY_WITH_TERMS = env.float("RAG_ANSWERABLE_MIN_SIMILARITY_WITH_TERMS", default=0.30)

@@ -1,0 +1,170 @@
+"""Answers from retrieved chunks, as a LangChain chain.
+
+With ``OPENAI_API_KEY`` set: prompt | ``ChatOpenAI`` (any OpenAI-compatible
+endpoint via ``OPENAI_BASE_URL``, model ``LLM_MODEL``); the provider's reported
+token usage is what gets billed. Without it: an extractive answerer (also a
+Runnable) that replies with the most relevant passages. Both cite sources
+(document title, section or page). When retrieval finds nothing relevant the
+answer is a refusal ("I don't know"), never a guess.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from rag.relevance import is_answerable
+from rag.retrieval import RetrievedChunk, chunk_search
+from saas_bot.errors import ProviderUnavailable
+from tenants.models import Company
+
+NOT_FOUND_TEXT = ("Sorry, I don't know the answer to that: I could not find it in our documentation. "
+                  "Try rephrasing the question, or contact our support team.")
+LLM_NOT_FOUND_MARKER = "NOT_FOUND"
+EXTRACTIVE_MODEL = "extractive"
+
+SYSTEM_PROMPT = (
+    "{persona}\n\n"
+    "Answer the user's question using only the numbered context passages. Be concise. "
+    "If the passages do not contain the answer, reply with exactly " + LLM_NOT_FOUND_MARKER + " and nothing else."
+)
+HUMAN_PROMPT = "Context:\n{context}\n\n{history}Question: {question}"
+
+
+@dataclass
+class Source:
+    """Where an answer came from: the file, its title, and the section or page."""
+
+    document: str
+    title: str
+    section: str | None
+    page: int | None
+    score: float
+
+
+@dataclass
+class Answer:
+    """An answer with its sources and token usage (provider-reported; 0 for extractive answers)."""
+
+    text: str
+    sources: list[Source]
+    refused: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = EXTRACTIVE_MODEL
+    chunks: list[RetrievedChunk] = field(default_factory=list)
+
+    def sources_as_dicts(self) -> list[dict]:
+        """Sources as JSON-ready dicts (document, title, section, page, score)."""
+        return [asdict(s) for s in self.sources]
+
+
+def _sources(chunks: list[RetrievedChunk]) -> list[Source]:
+    seen, out = set(), []
+    for c in chunks:
+        key = (c.document_id, c.section, c.page)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Source(document=c.file_name, title=c.document_title, section=c.section or None, page=c.page,
+                          score=round(c.score, 4)))
+    return out
+
+
+def _context(chunks: list[RetrievedChunk]) -> str:
+    blocks = []
+    for i, c in enumerate(chunks, start=1):
+        where = " / ".join(x for x in (c.document_title, c.section, f"page {c.page}" if c.page else "") if x)
+        blocks.append(f"[{i}] ({where})\n{c.text}")
+    return "\n\n".join(blocks)
+
+
+def _trim(text: str, limit: int = 900) -> str:
+    """At most ``limit`` characters, cut at a sentence end when there is one."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("? "), cut.rfind("! "))
+    return (cut[: end + 1] if end > limit // 2 else cut.rstrip()) + " …"
+
+
+def extractive_chain() -> Runnable:
+    """A Runnable: {"chunks": [...]} -> {"text", "used"}: the best passage, plus the runner-up when
+    it scores within 15 % of the best and comes from the same document (a split section)."""
+
+    def run(inputs: dict) -> dict:
+        chunks: list[RetrievedChunk] = inputs["chunks"]
+        best = chunks[0]
+        used = [best]
+        for other in chunks[1:3]:
+            if other.document_id == best.document_id and other.score >= 0.85 * best.score:
+                used.append(other)
+        used.sort(key=lambda c: (c.document_id, c.page or 0))
+        passages = "\n\n".join(_trim(c.text) for c in used)
+        text = re.sub(r"\n{3,}", "\n\n", passages).strip()
+        return {"text": text, "used": used}
+
+    return RunnableLambda(run, name="extractive_answer")
+
+
+def llm_chain() -> Runnable:
+    """prompt | ChatOpenAI, built from settings (OPENAI_API_KEY, OPENAI_BASE_URL, LLM_MODEL)."""
+    from langchain_openai import ChatOpenAI
+
+    prompt = ChatPromptTemplate.from_messages([("system", SYSTEM_PROMPT), ("human", HUMAN_PROMPT)])
+    model = ChatOpenAI(model=settings.LLM_MODEL, api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL,
+                       timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=2, temperature=0)
+    return prompt | model
+
+
+def _history_block(history: list[tuple[str, str]] | None) -> str:
+    if not history:
+        return ""
+    lines = [f"User: {q}\nAssistant: {a}" for q, a in history]
+    return "Earlier in this conversation:\n" + "\n".join(lines) + "\n\n"
+
+
+def answer_question(*, company: Company, question: str, persona: str = "", k: int = 5,
+                    history: list[tuple[str, str]] | None = None, not_found_text: str = NOT_FOUND_TEXT) -> Answer:
+    """Answer ``question`` from ``company``'s documents.
+
+    Args:
+        persona: the bot's system prompt (used by the chat model).
+        k: chunks retrieved as context.
+        history: earlier (question, answer) turns of the same conversation, oldest first.
+
+    Returns:
+        An Answer; ``refused`` is True (with ``not_found_text``) when nothing relevant was found
+        or the chat model said the context does not contain the answer.
+
+    Raises:
+        ProviderUnavailable(code="llm_unavailable"): the chat model failed after its retries.
+    """
+    query = question
+    if history:
+        # A follow-up ("and on the free plan?") is searched together with the previous question.
+        query = f"{history[-1][0]}\n{question}"
+    chunks = chunk_search(company=company, query=query, k=k)
+    if not is_answerable(question=question, results=chunks):
+        return Answer(text=not_found_text, sources=[], refused=True, chunks=chunks)
+    if not settings.OPENAI_API_KEY:
+        result = extractive_chain().invoke({"chunks": chunks})
+        return Answer(text=result["text"], sources=_sources(result["used"]), refused=False, chunks=chunks)
+    try:
+        message = llm_chain().invoke({"persona": persona or "You are a helpful support assistant.",
+                                      "context": _context(chunks), "history": _history_block(history),
+                                      "question": question})
+    except Exception as exc:
+        raise ProviderUnavailable(code="llm_unavailable", message=f"The chat model failed: {exc}") from exc
+    usage = message.usage_metadata or {}
+    text = (message.content if isinstance(message.content, str) else str(message.content)).strip()
+    model_name = (message.response_metadata or {}).get("model_name") or settings.LLM_MODEL
+    prompt_tokens, completion_tokens = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    if not text or text.strip().rstrip(".") == LLM_NOT_FOUND_MARKER:
+        return Answer(text=not_found_text, sources=[], refused=True, prompt_tokens=prompt_tokens,
+                      completion_tokens=completion_tokens, model=model_name, chunks=chunks)
+    return Answer(text=text, sources=_sources(chunks[:3]), refused=False, prompt_tokens=prompt_tokens,
+                  completion_tokens=completion_tokens, model=model_name, chunks=chunks)

@@ -1,0 +1,84 @@
+"""python manage.py ingest --company SLUG PATH... : index files or folders for a company."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from rag.models import Document
+from rag.services import document_add, documents_ingest
+from saas_bot.errors import ServiceError
+from tenants.selectors import company_get_by_slug
+
+
+def collect_files(paths: list[str]) -> list[Path]:
+    """Files named, and files under folders named (recursively, hidden ones skipped), sorted."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(p for p in sorted(path.rglob("*"))
+                         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise CommandError(f"{raw}: no such file or folder")
+    return found
+
+
+class Command(BaseCommand):
+    help = "Ingest files (TXT, MD, RST, HTML, PDF, DOCX) or folders into a company's knowledge base."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--company", required=True, help="Company slug.")
+        parser.add_argument("paths", nargs="+", help="Files or folders.")
+        parser.add_argument("--quiet", action="store_true", help="No progress bars.")
+
+    def handle(self, *args, company: str, paths: list[str], quiet: bool, **options):
+        try:
+            tenant = company_get_by_slug(slug=company)
+        except ServiceError as exc:
+            raise CommandError(exc.message) from exc
+        files = collect_files(paths)
+        if not files:
+            raise CommandError("No files found.")
+        to_index: list[Document] = []
+        report: list[tuple[str, str, str]] = []
+        for path in tqdm(files, desc="Reading files", unit="file", disable=quiet):
+            try:
+                document, created = document_add(company=tenant, file_name=path.name, data=path.read_bytes(),
+                                                 schedule=False)
+            except ServiceError as exc:
+                report.append((str(path), "refused", exc.message))
+                continue
+            if created or document.status != Document.Status.READY:
+                to_index.append(document)
+            else:
+                report.append((str(path), "skipped", f"same content as '{document.file_name}', already indexed"))
+        bars: dict[str, tqdm] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if quiet:
+                return
+            bar = bars.get(stage)
+            if bar is None:
+                label = "Extracting" if stage == "extract" else "Embedding chunks"
+                bar = bars[stage] = tqdm(total=total, desc=label, unit="doc" if stage == "extract" else "chunk")
+            bar.update(done - bar.n)
+
+        results = documents_ingest(company=tenant, documents=to_index, progress=progress) if to_index else []
+        for bar in bars.values():
+            bar.close()
+        by_id = {d.id: d for d in results}
+        for document in to_index:
+            d = by_id[document.id]
+            detail = f"{d.chunk_count} chunks, {d.token_count} tokens" if d.status == Document.Status.READY else d.error
+            report.append((d.file_name, d.status, detail))
+        width = max(len(r[0]) for r in report)
+        for name, status, detail in report:
+            self.stdout.write(f"{name:<{width}}  {status:<8}  {detail}")
+        ready = sum(1 for r in report if r[1] == Document.Status.READY)
+        failed = sum(1 for r in report if r[1] in (Document.Status.FAILED, "refused"))
+        self.stdout.write(self.style.SUCCESS(f"{ready} indexed, {failed} failed, "
+                                             f"{sum(1 for r in report if r[1] == 'skipped')} skipped."))

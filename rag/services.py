@@ -1,0 +1,276 @@
+"""Writes on documents: add, ingest (extract, split, embed, index), delete.
+
+Ingestion is the pipeline of ARCHITECTURE.md: Document(pending) -> extract ->
+split by tokens -> embed in batches -> Chunk rows with vector, tsvector and
+BM25 postings -> Document(ready) or Document(failed, reason).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Callable, Iterable
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from rag.extraction import extract
+from rag.models import Chunk, Document
+from rag.splitting import ChunkDraft, split_sections
+from saas_bot.errors import NotFound, ServiceError, ValidationFailed
+from saas_bot.tasking import enqueue_on_commit
+from tenants.models import Company
+
+logger = logging.getLogger("saas_bot.rag")
+
+ProgressCallback = Callable[[str, int, int], None]
+"""progress(stage, done, total): stage is "extract" (documents) or "embed" (chunks)."""
+
+
+def _checksum(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def document_add(*, company: Company, file_name: str, data: bytes, title: str | None = None,
+                 schedule: bool = True) -> tuple[Document, bool]:
+    """Store an uploaded file as a pending Document and schedule its ingestion.
+
+    Args:
+        file_name: the original name; its extension picks the extractor.
+        data: the file's bytes (at most ``DOCUMENT_MAX_BYTES``).
+        schedule: enqueue ingestion on commit (the ``ingest`` command batches instead).
+
+    Returns:
+        (document, created). Same content already stored for this company (same
+        SHA-256): the existing document and ``created=False``; nothing is indexed twice.
+
+    Raises:
+        ValidationFailed(code="document_too_large" | "document_empty").
+        QuotaExceeded(code="quota_documents" | "quota_storage"): plan limit reached.
+    """
+    from billing.services import quota_check_document_add
+
+    name = PurePath(file_name).name or "document"
+    if len(data) > settings.DOCUMENT_MAX_BYTES:
+        raise ValidationFailed(
+            code="document_too_large",
+            message=f"'{name}' is {len(data)} bytes; the limit is {settings.DOCUMENT_MAX_BYTES} bytes.",
+        )
+    if not data:
+        raise ValidationFailed(code="document_empty", message=f"'{name}' is empty.")
+    checksum = _checksum(data)
+    existing = Document.objects.for_company(company).filter(checksum=checksum).first()
+    if existing:
+        return existing, False
+    quota_check_document_add(company=company, size_bytes=len(data))
+    try:
+        with transaction.atomic():
+            document = Document(company=company, title=(title or "").strip()[:300] or PurePath(name).stem,
+                                file_name=name, checksum=checksum, size_bytes=len(data))
+            document.file.save(name, ContentFile(data), save=False)
+            document.save()
+            if schedule:
+                from rag.tasks import document_ingest_task
+
+                enqueue_on_commit(document_ingest_task, document.id)
+    except IntegrityError:  # the same content was added concurrently
+        return Document.objects.for_company(company).get(checksum=checksum), False
+    return document, True
+
+
+@dataclass
+class _Prepared:
+    document: Document
+    title: str
+    drafts: list[ChunkDraft]
+
+
+def _index_text(title: str, draft: ChunkDraft) -> str:
+    """What is embedded and full-text indexed: the chunk with its document title and section.
+
+    The header gives short chunks their context ("contextual chunk headers"); the
+    title is not repeated when the chunk already starts with it.
+    """
+    parts = []
+    if title and not draft.text.startswith(title):
+        parts.append(title)
+    if draft.section and draft.section != title:
+        parts.append(draft.section)
+    parts.append(draft.text)
+    return "\n".join(parts)
+
+
+def _mark_failed(document: Document, exc: ServiceError | Exception) -> None:
+    message = exc.message if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
+    Document.objects.filter(id=document.id).update(status=Document.Status.FAILED, error=message[:2000], progress=0)
+    document.status, document.error = Document.Status.FAILED, message
+    logger.info("document %s failed: %s", document.id, message)
+
+
+def documents_ingest(*, company: Company, documents: Iterable[Document],
+                     progress: ProgressCallback | None = None) -> list[Document]:
+    """Extract, split, embed and index ``documents`` of ``company``; running it twice is harmless.
+
+    Embedding is batched across all documents (``EMBEDDING_BATCH_SIZE`` chunks
+    per batch), which is what makes many small files fast. Each document is
+    written in its own transaction that replaces its old chunks, so a failure
+    leaves every other document as it was. An unreadable or unsupported file
+    marks that document failed with the reason and does not stop the rest.
+
+    Returns:
+        The documents, refreshed (status ready or failed).
+    """
+    from rag.embeddings import embed_texts
+
+    documents = [d for d in documents if d.company_id == company.id]
+    prepared: list[_Prepared] = []
+    for number, document in enumerate(documents, start=1):
+        Document.objects.filter(id=document.id).update(status=Document.Status.PROCESSING, progress=0, error="")
+        try:
+            with document.file.open("rb") as handle:
+                data = handle.read()
+            extracted = extract(file_name=document.file_name, data=data)
+            drafts = split_sections(extracted.sections)
+            if not drafts:
+                raise ValidationFailed(code="document_empty", message=f"'{document.file_name}' has no text.")
+            title = document.title if document.title and document.title != PurePath(document.file_name).stem \
+                else extracted.title
+            prepared.append(_Prepared(document=document, title=title, drafts=drafts))
+        except ServiceError as exc:
+            _mark_failed(document, exc)
+        except (OSError, ValueError) as exc:
+            _mark_failed(document, ValidationFailed(code="document_unreadable",
+                                                    message=f"'{document.file_name}' could not be read: {exc}"))
+        if progress:
+            progress("extract", number, len(documents))
+
+    texts = [_index_text(p.title, d) for p in prepared for d in p.drafts]
+    owners = [p for p in prepared for _ in p.drafts]
+    last_percent: dict[int, int] = {}
+
+    def on_embedded(done: int) -> None:
+        if progress:
+            progress("embed", done, len(texts))
+        # Per-document percentage for the admin, written at most once per 10 %.
+        seen: dict[int, int] = {}
+        for owner in owners[:done]:
+            seen[owner.document.id] = seen.get(owner.document.id, 0) + 1
+        for p in prepared:
+            percent = int(90 * seen.get(p.document.id, 0) / len(p.drafts))
+            if percent // 10 > last_percent.get(p.document.id, -1):
+                last_percent[p.document.id] = percent // 10
+                Document.objects.filter(id=p.document.id).update(progress=percent)
+
+    vectors = embed_texts(texts, progress=on_embedded) if texts else []
+    offset = 0
+    for p in prepared:
+        n = len(p.drafts)
+        try:
+            _document_write_chunks(company=company, document=p.document, title=p.title, drafts=p.drafts,
+                                   vectors=vectors[offset:offset + n])
+        except Exception as exc:  # a database error on one document must not lose the others
+            logger.exception("indexing document %s failed", p.document.id)
+            _mark_failed(p.document, exc)
+        offset += n
+    return list(Document.objects.filter(id__in=[d.id for d in documents]).order_by("id"))
+
+
+def _corpus_stat_add(company_id: int, chunks: int, length: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO rag_corpusstat (company_id, chunk_count, total_length) VALUES (%s, %s, %s)
+            ON CONFLICT (company_id) DO UPDATE SET
+              chunk_count = rag_corpusstat.chunk_count + EXCLUDED.chunk_count,
+              total_length = rag_corpusstat.total_length + EXCLUDED.total_length
+            """,
+            [company_id, chunks, length],
+        )
+
+
+def _document_remove_chunks(document: Document) -> None:
+    """Delete a document's chunks (postings cascade) and take them out of the BM25 statistics."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), coalesce(sum(lexeme_count), 0) FROM rag_chunk WHERE document_id = %s", [document.id]
+        )
+        count, length = cursor.fetchone()
+        if count:
+            cursor.execute("DELETE FROM rag_chunk WHERE document_id = %s", [document.id])
+            _corpus_stat_add(document.company_id, -count, -length)
+
+
+@transaction.atomic
+def _document_write_chunks(*, company: Company, document: Document, title: str, drafts: list[ChunkDraft],
+                           vectors: list[list[float]]) -> None:
+    # Lock the document row so two ingestions of the same document cannot interleave.
+    Document.objects.select_for_update().filter(id=document.id).first()
+    _document_remove_chunks(document)
+    Chunk.objects.bulk_create(
+        [
+            Chunk(company=company, document=document, ordinal=i, text=d.text, section=d.section[:500], page=d.page,
+                  token_count=d.token_count, embedding=v, search_vector="")
+            for i, (d, v) in enumerate(zip(drafts, vectors))
+        ],
+        batch_size=500,
+    )
+    config = settings.RAG_TEXT_SEARCH_CONFIG
+    with connection.cursor() as cursor:
+        # Postgres tokenises and stems (same configuration at query time); the tsvector's
+        # positions give each lexeme's term frequency for BM25.
+        cursor.execute(
+            """
+            UPDATE rag_chunk c SET search_vector = v.tsv,
+                   lexeme_count = (SELECT coalesce(sum(coalesce(array_length(t.positions, 1), 1)), 0)
+                                   FROM unnest(v.tsv) t)
+            FROM (SELECT id, to_tsvector(%s::regconfig,
+                         concat_ws(' ', CASE WHEN strpos(text, %s) = 1 THEN NULL ELSE %s END,
+                                   NULLIF(section, %s), text)) AS tsv
+                  FROM rag_chunk WHERE document_id = %s) v
+            WHERE c.id = v.id
+            """,
+            [config, title, title, title, document.id],
+        )
+        cursor.execute(
+            """
+            INSERT INTO rag_chunkterm (chunk_id, term, company_id, tf, dl)
+            SELECT c.id, t.lexeme, c.company_id, coalesce(array_length(t.positions, 1), 1), c.lexeme_count
+            FROM rag_chunk c, LATERAL unnest(c.search_vector) t
+            WHERE c.document_id = %s
+            """,
+            [document.id],
+        )
+        cursor.execute(
+            "SELECT count(*), coalesce(sum(lexeme_count), 0) FROM rag_chunk WHERE document_id = %s", [document.id]
+        )
+        count, length = cursor.fetchone()
+    _corpus_stat_add(company.id, count, length)
+    Document.objects.filter(id=document.id).update(
+        status=Document.Status.READY, progress=100, error="", title=title[:300], chunk_count=count,
+        token_count=sum(d.token_count for d in drafts), indexed_at=timezone.now(),
+    )
+
+
+def document_ingest(*, company: Company, document: Document) -> Document:
+    """Ingest one document (the Celery task's body). Returns it refreshed."""
+    return documents_ingest(company=company, documents=[document])[0]
+
+
+@transaction.atomic
+def document_delete(*, company: Company, document_id: int) -> None:
+    """Delete a document of ``company`` with its chunks and stored file.
+
+    Raises:
+        NotFound(code="document_not_found"): missing or another company's.
+    """
+    document = Document.objects.for_company(company).select_for_update().filter(id=document_id).first()
+    if document is None:
+        raise NotFound(code="document_not_found", message="Document not found.")
+    _document_remove_chunks(document)
+    storage, name = document.file.storage, document.file.name
+    document.delete()
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))
