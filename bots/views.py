@@ -1,1 +1,62 @@
-def telegram_webhook(request, public_id): pass
+"""The Telegram webhook: authenticate, store raw, acknowledge. Nothing slow happens here.
+
+Telegram resends an update for up to a day on any non-2xx answer and holds back
+the chat meanwhile, so the view answers 200 to every well-formed update of a
+known bot (even kinds we ignore) and only refuses what Telegram itself would
+never send: an unknown bot (404), a wrong secret (403), a body that is not an
+update (400) or too large (413).
+"""
+from __future__ import annotations
+
+import hmac
+import json
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from bots.models import Bot
+from bots.updates import update_receive
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+_BIGINT_MAX = 2**63 - 1
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"ok": False, "error": {"code": code, "message": message}}, status=status)
+
+
+@csrf_exempt
+def telegram_webhook(request: HttpRequest, public_id: str) -> HttpResponse:
+    """POST /telegram/webhook/<public id>/ : store the update and return 200 at once."""
+    if request.method != "POST":
+        return _error(405, "method_not_allowed", "Telegram webhooks are POST requests.")
+    bot = Bot.objects.filter(public_id=public_id).values("id", "company_id", "webhook_secret").first()
+    if bot is None:
+        return _error(404, "bot_not_found", "No bot at this address.")
+    given = request.headers.get(SECRET_HEADER, "")
+    if not hmac.compare_digest(given.encode(), bot["webhook_secret"].encode()):
+        return _error(403, "webhook_secret_invalid", "Missing or wrong secret token.")
+    limit = settings.TELEGRAM_WEBHOOK_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return _error(413, "update_too_large", f"Updates are limited to {limit} bytes.")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _error(413, "update_too_large", f"Updates are limited to {limit} bytes.")
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return _error(400, "update_invalid", "The body is not JSON.")
+    update_id = payload.get("update_id") if isinstance(payload, dict) else None
+    if type(update_id) is not int or not 0 <= update_id <= _BIGINT_MAX:
+        return _error(400, "update_invalid", "The body is not a JSON object with an integer update_id.")
+    update_receive(bot_id=bot["id"], company_id=bot["company_id"], payload=payload)
+    return JsonResponse({"ok": True})

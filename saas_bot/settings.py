@@ -186,3 +186,7 @@ RAG_HNSW_EF_SEARCH_MAX = env.int("RAG_HNSW_EF_SEARCH_MAX", default=1000)
 # Refusal gate (rag/relevance.py): cosine similarity of the best chunk.
 RAG_ANSWERABLE_MIN_SIMILARITY = env.float("RAG_ANSWERABLE_MIN_SIMILARITY", default=0.45)
 RAG_ANSWERABLE_MIN_SIMILARITY_WITH_TERMS = env.float("RAG_ANSWERABLE_MIN_SIMILARITY_WITH_TERMS", default=0.30)
+
+CELERY_BEAT_SCHEDULE = {
+    "bots-inbox-sweep": {"task": "bots.inbox_sweep", "schedule": 30.0},
+}

@@ -1,0 +1,100 @@
+"""Safe HTML formatting of answers for Telegram, split at the message limit.
+
+Telegram's HTML parse mode needs ``<``, ``>`` and ``&`` escaped in text
+(Bot API, "Formatting options"). We build each message from whole blocks, so a
+tag is never cut; a block longer than the limit is split on paragraph, then
+sentence, then word boundaries before escaping, so an entity is never cut
+either. Each part also carries a plain-text twin for the fallback when
+Telegram still rejects the formatting.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+from bots.telegram import MESSAGE_MAX_CHARS
+
+
+@dataclass
+class Part:
+    """One Telegram message: HTML text and its plain-text equivalent."""
+
+    html: str
+    plain: str
+
+
+@dataclass
+class _Block:
+    plain: str
+    html: str
+
+
+def _split_plain(text: str, limit: int) -> list[str]:
+    """Split ``text`` into pieces of at most ``limit`` characters at the best boundary available."""
+    if len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for pattern in (r"\n\s*\n", r"\n", r"(?<=[.!?…])\s", r"\s"):
+            matches = [m.end() for m in re.finditer(pattern, window)]
+            if matches and matches[-1] > limit // 3:
+                cut = matches[-1]
+                break
+        if cut <= 0:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return [p for p in pieces if p]
+
+
+def source_line(number: int, source: dict) -> tuple[str, str]:
+    """A source as (plain, html): ``1. Title — Section (p. 2)``."""
+    where = source.get("section") or ""
+    page = f" (p. {source['page']})" if source.get("page") else ""
+    title = source.get("title") or source.get("document") or "Document"
+    plain = f"{number}. {title}" + (f" — {where}" if where else "") + page
+    html_text = f"{number}. <i>{html.escape(title)}</i>" + (f" — {html.escape(where)}" if where else "") + page
+    return plain, html_text
+
+
+def format_answer(text: str, sources: list[dict] | None = None, *, limit: int = MESSAGE_MAX_CHARS) -> list[Part]:
+    """Render an answer and its sources as Telegram messages of at most ``limit`` characters each.
+
+    Args:
+        text: the answer, plain text (anything in it is escaped).
+        sources: dicts with title/document, section, page.
+
+    Returns:
+        One or more parts; every ``html`` is valid Telegram HTML on its own.
+    """
+    # Escaping can grow the text (& -> &amp;), so plain pieces are cut with room to spare.
+    blocks: list[_Block] = []
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        for piece in _split_plain(paragraph.strip(), limit // 2):
+            if piece:
+                blocks.append(_Block(plain=piece, html=html.escape(piece, quote=False)))
+    if sources:
+        lines = [source_line(i, s) for i, s in enumerate(sources, start=1)]
+        blocks.append(_Block(plain="Sources:\n" + "\n".join(p for p, _ in lines),
+                             html="<b>Sources:</b>\n" + "\n".join(h for _, h in lines)))
+    parts: list[Part] = []
+    current: list[_Block] = []
+
+    def flush() -> None:
+        if current:
+            parts.append(Part(html="\n\n".join(b.html for b in current), plain="\n\n".join(b.plain for b in current)))
+            current.clear()
+
+    for block in blocks:
+        candidate = "\n\n".join([b.html for b in current] + [block.html])
+        if current and len(candidate) > limit:
+            flush()
+        current.append(block)
+    flush()
+    return parts or [Part(html="…", plain="…")]

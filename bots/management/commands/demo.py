@@ -1,0 +1,25 @@
+"""python manage.py demo [--kb DIR] [--updates DIR]: the main job end to end (see bots/demo.py)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from bots.demo import DEMO_DIR, run_demo
+
+
+class Command(BaseCommand):
+    help = "Run the end-to-end demo against the local Telegram emulator and print the bot's answers."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--kb", default=str(DEMO_DIR / "kb"), help="Knowledge base folder.")
+        parser.add_argument("--updates", default=str(DEMO_DIR / "updates"), help="Folder of Update JSON files.")
+
+    def handle(self, *args, kb: str, updates: str, **options):
+        try:
+            code = run_demo(kb=Path(kb), updates=Path(updates), out=self.stdout.write)
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from exc
+        if code:
+            sys.exit(code)

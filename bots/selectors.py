@@ -1,0 +1,25 @@
+"""Reads on bots."""
+from __future__ import annotations
+
+from bots.models import Bot
+from saas_bot.errors import NotFound
+from tenants.models import Company
+
+
+def bot_find(*, ref: str, company: Company | None = None) -> Bot:
+    """A bot by id, @username, username or public id (within ``company`` when given).
+
+    Raises:
+        NotFound(code="bot_not_found").
+    """
+    bots = Bot.objects.select_related("company")
+    if company is not None:
+        bots = bots.for_company(company)
+    ref = ref.strip()
+    found = None
+    if ref.isdigit():
+        found = bots.filter(id=int(ref)).first()
+    found = found or bots.filter(username__iexact=ref.lstrip("@")).first() or bots.filter(public_id=ref).first()
+    if found is None:
+        raise NotFound(code="bot_not_found", message=f"No bot '{ref}'.")
+    return found
