@@ -1,0 +1,52 @@
+# saas_bot: `make demo` and `make test` work on a fresh machine (they install what they need).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KB ?= saas_bot/demo/kb
+UPDATES ?= saas_bot/demo/updates
+COMPANY ?= acme
+PLAN ?= starter
+PORT ?= 8000
+
+.PHONY: install demo test run bench-webhook bench-retrieval bench-ingest bench-scifact bench clean-var
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) manage.py demo --kb "$(KB)" --updates "$(UPDATES)"
+
+test: install
+	$(PY) -m pytest
+
+# Serve for real: web (gunicorn), and with REDIS_URL a Celery worker and beat.
+# With TELEGRAM_BOT_TOKEN and PUBLIC_BASE_URL set, that bot is connected to $(COMPANY) and its webhook registered.
+run: install
+	$(PY) manage.py migrate
+	$(PY) manage.py company_setup --slug "$(COMPANY)" --plan "$(PLAN)"
+	@if [ -n "$$TELEGRAM_BOT_TOKEN" ]; then $(PY) manage.py bot_connect --company "$(COMPANY)" --token "$$TELEGRAM_BOT_TOKEN"; fi
+	@set -m; pids=(); \
+	if [ -n "$$REDIS_URL$$CELERY_BROKER_URL" ]; then \
+	  $(VENV)/bin/celery -A saas_bot worker --loglevel=info --concurrency=2 & pids+=($$!); \
+	  $(VENV)/bin/celery -A saas_bot beat --loglevel=info & pids+=($$!); \
+	else echo "No REDIS_URL: tasks run inside the web process (eager)."; fi; \
+	trap 'kill $${pids[@]} 2>/dev/null' EXIT INT TERM; \
+	$(VENV)/bin/gunicorn saas_bot.wsgi:application --bind 0.0.0.0:$(PORT) --workers 2 --threads 4 --worker-class gthread
+
+bench-webhook: install
+	$(PY) bench/webhook_load.py
+bench-retrieval: install
+	$(PY) bench/retrieval_latency.py
+bench-ingest: install
+	$(PY) bench/ingest_speed.py
+bench-scifact: install
+	$(PY) manage.py eval_retrieval --beir ../shared/data/beir/scifact --split train
+bench: bench-webhook bench-ingest bench-retrieval bench-scifact
+
+clean-var:
+	rm -rf var

@@ -1,0 +1,144 @@
+"""Shared pytest fixtures (loaded with ``-p saas_bot.pytest_plugin`` from pyproject.toml).
+
+The far ends are real local HTTP servers: the Telegram Bot API emulator and the
+OpenAI-compatible stub. The database is real PostgreSQL with pgvector.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEMO_DIR = BASE_DIR / "saas_bot" / "demo"
+SHARED_DATA = BASE_DIR.parent / "shared" / "data"
+TEST_TOKEN = "7100000001:AAFtestTokenForTheEmulatorOnly0000001"
+TEST_BOT_ID = 7100000001
+TEST_USERNAME = "acme_test_bot"
+
+_update_ids = itertools.count(800000001)
+_message_ids = itertools.count(5001)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, or a skip with the reason when this clone has nothing beside it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (tests on shared data run where ../shared exists, as in CI)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def telegram(settings):
+    """A running Telegram Bot API emulator; settings point the client at it."""
+    from bots.telegram_emulator import TelegramEmulator
+
+    with TelegramEmulator() as emulator:
+        settings.TELEGRAM_API_BASE_URL = emulator.base_url
+        yield emulator
+
+
+@pytest.fixture
+def llm(settings):
+    """A running OpenAI-compatible stub; settings switch answers to ChatOpenAI against it."""
+    from rag.llm_stub import OpenAIStub
+
+    with OpenAIStub() as stub:
+        settings.OPENAI_API_KEY = "test-key"
+        settings.OPENAI_BASE_URL = stub.base_url
+        settings.LLM_MODEL = "gpt-4o-mini"
+        yield stub
+
+
+@pytest.fixture
+def make_company(db):
+    """make_company(slug, **plan_limits) -> a company subscribed to its own plan."""
+    from billing.models import Plan
+    from billing.services import subscription_start
+    from tenants.services import company_create
+
+    def make(slug: str = "acme", **limits: Any):
+        plan = Plan.objects.create(code=f"plan-{slug}", name=f"Plan {slug}", **limits)
+        company = company_create(name=slug.title(), slug=slug)
+        subscription_start(company=company, plan=plan)
+        return company
+
+    return make
+
+
+@pytest.fixture
+def company(make_company):
+    """Company "acme" on a plan with 1,000 messages per period."""
+    return make_company("acme", max_messages_per_period=1000)
+
+
+@pytest.fixture
+def bot(company, telegram):
+    """Bot @acme_test_bot of "acme", connected through the emulator (getMe, token encrypted)."""
+    from bots.services import bot_connect
+
+    telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
+    return bot_connect(company=company, token=TEST_TOKEN, register_webhook=False)
+
+
+def ingest_folder(company, folder: Path):
+    """Ingest every file of ``folder`` for ``company`` synchronously; returns the documents."""
+    from rag.services import document_add, documents_ingest
+
+    docs = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            document, created = document_add(company=company, file_name=path.name, data=path.read_bytes(),
+                                             schedule=False)
+            docs.append(document)
+    return documents_ingest(company=company, documents=docs)
+
+
+@pytest.fixture
+def demo_kb(company):
+    """The demo knowledge base (saas_bot/demo/kb) ingested for "acme"."""
+    return ingest_folder(company, DEMO_DIR / "kb")
+
+
+def make_update(text: str | None = None, *, chat_id: int = 5550001, chat_type: str = "private",
+                user_id: int = 5550001, update_id: int | None = None, entities: list[dict] | None = None,
+                reply_to_bot: bool = False, kind: str = "message", extra: dict | None = None) -> dict:
+    """A Telegram Update dict shaped like the Bot API's (private or group message)."""
+    chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
+    if chat_type == "private":
+        chat.update(first_name="Alice", username="alice")
+    else:
+        chat.update(title="Acme Customers")
+    message: dict[str, Any] = {
+        "message_id": next(_message_ids), "date": 1767225600, "chat": chat,
+        "from": {"id": user_id, "is_bot": False, "first_name": "Alice", "language_code": "en"},
+    }
+    if text is not None:
+        message["text"] = text
+    if entities:
+        message["entities"] = entities
+    if reply_to_bot:
+        message["reply_to_message"] = {
+            "message_id": 1, "date": 1767225500, "chat": chat, "text": "earlier answer",
+            "from": {"id": TEST_BOT_ID, "is_bot": True, "first_name": "Acme Test", "username": TEST_USERNAME}}
+    if extra:
+        message.update(extra)
+    return {"update_id": update_id or next(_update_ids), kind: message}
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis URL for integration tests; skip without Redis, except under CI=true (then fail)."""
+    import redis
+
+    url = os.environ.get("REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {url} is required under CI=true: {exc}")
+        pytest.skip(f"no Redis at {url}: {exc}")
+    return url
