@@ -96,6 +96,9 @@ else:
 
     DATABASES = {"default": embedded_database_settings(var_dir=VAR_DIR)}
     EMBEDDED_DATABASE = True
+if env("DATABASE_NAME", default=""):
+    # Points a process at another database of the same server (the integration tests' worker uses the test DB).
+    DATABASES["default"]["NAME"] = env("DATABASE_NAME")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env("TEST_DATABASE_NAME", default="test_saas_bot")
