@@ -325,8 +325,8 @@ def inbox_sweep(*, stale_seconds: int | None = None) -> int:
         cursor.execute(
             """
             SELECT id FROM bots_telegramupdate
-            WHERE (status = 'pending' AND received_at < now() - make_interval(secs => %s))
-               OR (status = 'processing' AND locked_at < now() - make_interval(secs => %s))
+            WHERE (status = 'pending' AND received_at < clock_timestamp() - make_interval(secs => %s))
+               OR (status = 'processing' AND locked_at < clock_timestamp() - make_interval(secs => %s))
             ORDER BY received_at LIMIT 1000
             """,
             [stale, CLAIM_TIMEOUT_SECONDS],

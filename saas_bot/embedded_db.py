@@ -28,6 +28,11 @@ def embedded_database_settings(*, var_dir: Path, name: str = DATABASE_NAME) -> d
         subprocess.CalledProcessError / TimeoutExpired: pgserver could not start
         PostgreSQL; its log is in ``var_dir / "pgdata" / "log"``.
     """
+    import warnings
+
+    # platformdirs warns on every start when XDG_RUNTIME_DIR is unset (servers, CI); pgserver then
+    # uses /tmp/runtime-<uid> for its lock file, which is what we want.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver  # imported here: only the embedded default needs it
     import psycopg
 

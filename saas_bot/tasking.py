@@ -37,8 +37,13 @@ def _run_eager(task: Task, args: tuple, kwargs: dict) -> None:
         task.apply(args=args, kwargs=kwargs, throw=True)
     except Exception:  # the inbox keeps the row; the sweep or an operator retries it
         logger.exception("eager task %s failed", task.name)
+
+
+def _run_in_background(task: Task, args: tuple, kwargs: dict) -> None:
+    try:
+        _run_eager(task, args, kwargs)
     finally:
-        close_old_connections()
+        close_old_connections()  # this thread's own connection; the caller's is not touched
 
 
 def enqueue(task: Task, *args: Any, background: bool = False, **kwargs: Any) -> None:
@@ -53,7 +58,7 @@ def enqueue(task: Task, *args: Any, background: bool = False, **kwargs: Any) -> 
     """
     if settings.CELERY_TASK_ALWAYS_EAGER:
         if background:
-            _background_executor().submit(_run_eager, task, args, kwargs)
+            _background_executor().submit(_run_in_background, task, args, kwargs)
         else:
             _run_eager(task, args, kwargs)
         return
