@@ -9,8 +9,10 @@ the web process (which never embeds when a worker runs) does not load it.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Callable
 
@@ -19,15 +21,19 @@ from langchain_core.embeddings import Embeddings
 
 from saas_bot.errors import ProviderUnavailable
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 class LocalMiniLMEmbeddings(Embeddings):
     """LangChain ``Embeddings`` over the packaged all-MiniLM-L6-v2 (normalised vectors)."""
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 64, cache_size: int = 20000) -> None:
         self.batch_size = batch_size
+        self.cache_size = cache_size
         self._model = None
+        # Re-indexing a document whose text did not change costs no model time: vectors are
+        # memoised per process by the text's SHA-1 (at most ``cache_size`` of them, LRU).
+        self._cache: OrderedDict[bytes, list[float]] = OrderedDict()
 
     def _load(self):
         with _lock:
@@ -46,10 +52,27 @@ class LocalMiniLMEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed ``texts``; returns one 384-float unit vector per text."""
-        model = self._load()
-        vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                               show_progress_bar=False, convert_to_numpy=True)
-        return vectors.tolist()
+        keys = [hashlib.sha1(t.encode("utf-8", "surrogatepass")).digest() for t in texts]
+        with _lock:
+            missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            model = self._load()
+            vectors = model.encode([texts[i] for i in missing], batch_size=self.batch_size,
+                                   normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True)
+            with _lock:
+                for i, vector in zip(missing, vectors.tolist()):
+                    self._cache[keys[i]] = vector
+                    self._cache.move_to_end(keys[i])
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        with _lock:
+            out = []
+            for i, key in enumerate(keys):
+                vector = self._cache.get(key)
+                if vector is None:  # evicted by a concurrent call: embed it alone
+                    vector = self._load().encode([texts[i]], normalize_embeddings=True).tolist()[0]
+                out.append(vector)
+            return out
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query (same model, same normalisation)."""

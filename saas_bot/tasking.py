@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import Task
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import connections, transaction
 
 logger = logging.getLogger("saas_bot.tasking")
 
@@ -43,7 +43,9 @@ def _run_in_background(task: Task, args: tuple, kwargs: dict) -> None:
     try:
         _run_eager(task, args, kwargs)
     finally:
-        close_old_connections()  # this thread's own connection; the caller's is not touched
+        # This thread's own connections only. Closing them after each task (eager mode is for
+        # development) means no idle session holds the database when the process stops.
+        connections.close_all()
 
 
 def enqueue(task: Task, *args: Any, background: bool = False, **kwargs: Any) -> None:
