@@ -29,7 +29,8 @@ from bots.telegram_emulator import TelegramEmulator
 DEMO_DIR = Path(__file__).resolve().parent.parent / "saas_bot" / "demo"
 DEMO_TOKEN = "7000000001:AAHdemoTokenForTheLocalEmulatorOnly12"
 DEMO_BOT_ID = 7000000001
-DEMO_USERNAME = "acme_cloud_bot"
+# The shared sample updates (../shared/data/telegram/updates) address @acme_support_bot, id 7000000001.
+DEMO_USERNAME = "acme_support_bot"
 
 
 def _free_port() -> int:
@@ -80,16 +81,20 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0) -> i
     public = f"http://127.0.0.1:{web_port}"
     out(f"==> 3/6 Telegram Bot API emulator on {emulator.base_url}; connecting @{DEMO_USERNAME}")
     with override_settings(TELEGRAM_API_BASE_URL=emulator.base_url, PUBLIC_BASE_URL=public):
-        from bots.services import bot_connect, bot_register_webhook
+        from bots.services import bot_connect, bot_refresh_identity, bot_register_webhook
         from tenants.models import Company
 
         company = Company.objects.get(slug="acme")
         bot = Bot.objects.filter(telegram_id=DEMO_BOT_ID).first()
         if bot is None:
             bot = bot_connect(company=company, token=DEMO_TOKEN, name="Acme Cloud Support", register_webhook=False)
+        else:
+            bot_refresh_identity(bot=bot)
         webhook_url = bot_register_webhook(bot=bot)
     out(f"    webhook registered: {webhook_url}")
+    _reset_demo_state(bot, out)
     out(f"==> 4/6 Ingesting {kb}")
+    _sync_knowledge_base(company, kb, out)
     call_command("ingest", str(kb), company="acme")
     out(f"==> 5/6 Starting the web app (gunicorn) on {public}")
     env = dict(os.environ, TELEGRAM_API_BASE_URL=emulator.base_url, PUBLIC_BASE_URL=public)
@@ -135,9 +140,43 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0) -> i
             web.kill()
         emulator.stop()
     answered = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.DONE).count()
-    out(f"\nDone: {len(update_files)} updates replayed, {answered} handled with a reply or action, "
-        f"{failures} failed. The inbox, messages and usage are in the database (python manage.py shell).")
+    ignored = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.IGNORED).count()
+    out(f"\nDone: {len(update_files)} updates replayed: {answered} handled with a reply or action, {ignored} ignored, "
+        f"{failures} failed. The inbox, messages and usage stay in the database (var/).")
     return 1 if failures else 0
+
+
+def _reset_demo_state(bot: Bot, out) -> None:
+    """Forget the demo bot's earlier inbox, chats and conversations, so a replay is answered again.
+
+    Update ids are unique per bot: without this, a second demo would be (rightly) treated as
+    Telegram redelivering updates already handled, and nothing would be answered.
+    """
+    from bots.models import Chat
+
+    deleted = TelegramUpdate.objects.filter(bot=bot).count()
+    TelegramUpdate.objects.filter(bot=bot).delete()
+    Chat.objects.filter(bot=bot).delete()
+    bot.conversations.all().delete()
+    if deleted:
+        out(f"    cleared {deleted} updates of an earlier demo run")
+
+
+def _sync_knowledge_base(company, kb: Path, out) -> None:
+    """Remove the company's documents whose content is not in ``kb`` (a demo with another KB folder
+    replaces the knowledge base instead of adding to it)."""
+    import hashlib
+
+    from rag.models import Document
+    from rag.services import document_delete
+
+    wanted = {hashlib.sha256(p.read_bytes()).hexdigest() for p in kb.rglob("*") if p.is_file()}
+    stale = Document.objects.for_company(company).exclude(checksum__in=wanted)
+    names = list(stale.values_list("file_name", flat=True))
+    for document_id in list(stale.values_list("id", flat=True)):
+        document_delete(company=company, document_id=document_id)
+    if names:
+        out(f"    removed {len(names)} documents that are not in {kb}")
 
 
 def _visible(text: str, parse_mode: str | None) -> str:
@@ -156,7 +195,7 @@ def _wait_http(base: str, process: subprocess.Popen, timeout: float = 60.0) -> N
         if process.poll() is not None:
             raise RuntimeError(f"the web app exited with code {process.returncode}")
         try:
-            httpx.get(f"{base}/telegram/webhook/ping/", timeout=1)
+            httpx.get(f"{base}/admin/login/", timeout=1)
             return
         except httpx.HTTPError:
             time.sleep(0.3)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from tenants.models import Company
 
 logger = logging.getLogger("saas_bot.bots")
 
+# @BotFather tokens: the bot's numeric id, a colon, and a secret of letters, digits, "_" and "-".
+TOKEN_PATTERN = re.compile(r"\d{3,20}:[A-Za-z0-9_-]{30,80}")
+# Telegram Bot API: a text message is at most 4096 characters.
+QUESTION_MAX_CHARS = 4096
 NO_SUBSCRIPTION_TEXT = "Sorry, this assistant is not available at the moment. Please try again later."
 
 
@@ -47,8 +52,10 @@ def bot_connect(*, company: Company, token: str, name: str = "", register_webhoo
         QuotaExceeded(code="quota_bots"): the plan's bot limit is reached.
     """
     token = token.strip()
-    if not token or len(token) > 100 or any(c.isspace() for c in token):
-        raise ValidationFailed(code="bot_token_invalid", message="That does not look like a bot token.")
+    if not TOKEN_PATTERN.fullmatch(token):
+        raise ValidationFailed(code="bot_token_invalid",
+                               message="That does not look like a bot token (digits, a colon, then 30+ characters "
+                                       "from @BotFather).")
     _quota_check_bots(company)
     try:
         me = tg.get_me(token)
@@ -66,6 +73,18 @@ def bot_connect(*, company: Company, token: str, name: str = "", register_webhoo
                                  token_encrypted=encrypt_secret(token), token_hint=_mask(token))
         if register_webhook and settings.PUBLIC_BASE_URL:
             transaction.on_commit(lambda: bot_register_webhook(bot=bot))
+    return bot
+
+
+def bot_refresh_identity(*, bot: Bot) -> Bot:
+    """Re-read the bot's username and id from ``getMe`` (bots can be renamed in @BotFather).
+
+    Raises:
+        telegram.error.InvalidToken: the token was revoked.
+    """
+    me = tg.get_me(bot_token(bot))
+    Bot.objects.filter(id=bot.id).update(username=me["username"] or "", telegram_id=me["id"])
+    bot.username, bot.telegram_id = me["username"] or "", me["id"]
     return bot
 
 
@@ -137,7 +156,7 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
             return AskResult(existing, created=False)
     company = bot.company
     base = dict(company=company, bot=bot, conversation=conversation, update=update, end_user_id=end_user_id,
-                question=question[:4000])
+                question=question[:QUESTION_MAX_CHARS])
     try:
         reservation = quota_reserve_message(company=company, idempotency_key=idempotency_key)
     except NoLiveSubscription:
@@ -195,8 +214,9 @@ def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI) -> 
     question = question.strip()
     if not question:
         raise ValidationFailed(code="question_empty", message="The question is empty.")
-    if len(question) > 4000:
-        raise ValidationFailed(code="question_too_long", message="Questions are limited to 4000 characters.")
+    if len(question) > QUESTION_MAX_CHARS:
+        raise ValidationFailed(code="question_too_long",
+                               message=f"Questions are limited to {QUESTION_MAX_CHARS} characters.")
     conversation = Conversation.objects.create(company=bot.company, bot=bot, channel=channel)
     return message_answer(bot=bot, question=question, conversation=conversation, channel=channel,
                           idempotency_key=f"{channel}:{bot.id}:{uuid.uuid4().hex}")

@@ -48,7 +48,12 @@ def telegram_webhook(request: HttpRequest, public_id: str) -> HttpResponse:
         declared = 0
     if declared > limit:
         return _error(413, "update_too_large", f"Updates are limited to {limit} bytes.")
-    body = request.read(limit + 1)
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked and not declared and "wsgi.input" in request.META:
+        # No Content-Length: Django's request stream reads nothing; gunicorn's input decodes chunks.
+        body = request.META["wsgi.input"].read(limit + 1)
+    else:
+        body = request.read(limit + 1)
     if len(body) > limit:
         return _error(413, "update_too_large", f"Updates are limited to {limit} bytes.")
     try:

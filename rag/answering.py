@@ -25,6 +25,8 @@ NOT_FOUND_TEXT = ("Sorry, I don't know the answer to that: I could not find it i
                   "Try rephrasing the question, or contact our support team.")
 LLM_NOT_FOUND_MARKER = "NOT_FOUND"
 EXTRACTIVE_MODEL = "extractive"
+# Questions of at most this many words may lean on the previous question for retrieval.
+FOLLOW_UP_MAX_WORDS = 8
 
 SYSTEM_PROMPT = (
     "{persona}\n\n"
@@ -100,7 +102,9 @@ def extractive_chain() -> Runnable:
         best = chunks[0]
         used = [best]
         for other in chunks[1:3]:
-            if other.document_id == best.document_id and other.score >= 0.85 * best.score:
+            # Only the rest of the same section (a section split into several chunks).
+            if (other.document_id, other.section, other.page) == (best.document_id, best.section, best.page) \
+                    and other.score >= 0.85 * best.score:
                 used.append(other)
         used.sort(key=lambda c: (c.document_id, c.page or 0))
         passages = "\n\n".join(_trim(c.text) for c in used)
@@ -144,8 +148,9 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
         ProviderUnavailable(code="llm_unavailable"): the chat model failed after its retries.
     """
     query = question
-    if history:
-        # A follow-up ("and on the free plan?") is searched together with the previous question.
+    if history and len(question.split()) <= FOLLOW_UP_MAX_WORDS:
+        # A short follow-up ("and on the free plan?") is searched together with the previous question;
+        # a full question stands on its own.
         query = f"{history[-1][0]}\n{question}"
     chunks = chunk_search(company=company, query=query, k=k)
     if not is_answerable(question=question, results=chunks):

@@ -101,8 +101,9 @@ def _extract_pdf(data: bytes, fallback_title: str) -> Extracted:
     reader = pypdf.PdfReader(io.BytesIO(data))
     if reader.is_encrypted:
         raise UnreadableDocument(code="document_encrypted", message="The PDF is encrypted; upload it unprotected.")
-    sections = [Section(text=_clean(page.extract_text() or ""), page=number)
-                for number, page in enumerate(reader.pages, start=1)]
+    pages = [_clean(page.extract_text() or "") for page in reader.pages]
+    pages = _drop_running_lines(pages)
+    sections = [Section(text=text, page=number) for number, text in enumerate(pages, start=1)]
     title = ""
     if reader.metadata and reader.metadata.title:
         title = str(reader.metadata.title).strip()
@@ -110,6 +111,33 @@ def _extract_pdf(data: bytes, fallback_title: str) -> Extracted:
         first = next((s.text for s in sections if s.text), "")
         title = first.split("\n", 1)[0][:200] if first else fallback_title
     return Extracted(title=title or fallback_title, sections=sections)
+
+
+def _drop_running_lines(pages: list[str]) -> list[str]:
+    """Remove running headers and footers: a first or last line (digits ignored, so "Page 2 of 3"
+    matches) that repeats on more than half of the pages of a document of 2+ pages."""
+    if len(pages) < 2:
+        return pages
+    split = [p.split("\n") for p in pages]
+
+    def key(line: str) -> str:
+        return re.sub(r"\d+", "#", " ".join(line.split())).lower()
+
+    counts: dict[str, int] = {}
+    for lines in split:
+        for line in {key(x) for x in (lines[:2] + lines[-2:]) if x.strip()}:
+            counts[line] = counts.get(line, 0) + 1
+    running = {k for k, n in counts.items() if n > len(pages) / 2}
+    cleaned = []
+    for lines in split:
+        head, tail = lines[:2], lines[-2:] if len(lines) > 2 else []
+        middle = lines[2:-2] if len(lines) > 4 else lines[2:] if len(lines) > 2 else []
+        if len(lines) <= 4:
+            kept = [x for x in lines if key(x) not in running]
+        else:
+            kept = [x for x in head if key(x) not in running] + middle + [x for x in tail if key(x) not in running]
+        cleaned.append("\n".join(kept).strip())
+    return cleaned
 
 
 def _extract_docx(data: bytes, fallback_title: str) -> Extracted:
@@ -158,7 +186,7 @@ def _extract_html(html: str, fallback_title: str) -> Extracted:
     sections: list[Section] = []
     current, lines = "", []
     headings = {"h1", "h2", "h3", "h4", "h5", "h6"}
-    blocks = {"p", "li", "pre", "td", "th", "dt", "dd", "blockquote", "figcaption"}
+    blocks = {"p", "li", "pre", "tr", "dt", "dd", "blockquote", "figcaption"}
     for element in body.find_all(list(headings | blocks)):
         if element.name in headings:
             if lines:
@@ -167,10 +195,19 @@ def _extract_html(html: str, fallback_title: str) -> Extracted:
             current = " ".join(element.get_text(" ", strip=True).split())
             if not title:
                 title = current
-        elif not element.find_parent(list(blocks)):  # nested blocks are read with their parent
-            text = element.get_text(" ", strip=True)
-            if text:
-                lines.append(("- " if element.name == "li" else "") + text)
+            continue
+        if element.find_parent(list(blocks)):  # nested blocks are read with their parent
+            continue
+        if element.name == "pre":
+            text = element.get_text().strip("\n")
+        elif element.name == "tr":
+            cells = [" ".join(c.get_text().split()) for c in element.find_all(["td", "th"])]
+            text = " | ".join(c for c in cells if c)
+        else:
+            # No separator between inline elements: "click <b>Share</b>, then" stays "click Share, then".
+            text = " ".join(element.get_text().split())
+        if text:
+            lines.append(("- " if element.name == "li" else "") + text)
     if lines:
         sections.append(Section(text="\n".join(lines), section=current))
     if not sections:  # no block markup: take the visible text
@@ -180,18 +217,12 @@ def _extract_html(html: str, fallback_title: str) -> Extracted:
 
 
 def _extract_markdown(text: str, fallback_title: str) -> Extracted:
-    from langchain_text_splitters import MarkdownHeaderTextSplitter
+    """Markdown is rendered to HTML by markdown-it-py (CommonMark + tables), then read like HTML,
+    so emphasis markers, link syntax and list bullets never reach an answer."""
+    from markdown_it import MarkdownIt
 
-    levels = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
-    splitter = MarkdownHeaderTextSplitter(headers_to_split_on=levels, strip_headers=True)
-    sections: list[Section] = []
-    title = ""
-    for piece in splitter.split_text(text):
-        meta = piece.metadata
-        title = title or meta.get("h1", "")
-        heading = next((meta[key] for _, key in reversed(levels) if meta.get(key)), "")
-        sections.append(Section(text=_clean(piece.page_content), section=heading))
-    return Extracted(title=title or fallback_title, sections=sections)
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    return _extract_html(html, fallback_title)
 
 
 # An RST heading: a text line followed (and optionally preceded) by a line of one repeated

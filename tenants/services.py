@@ -16,8 +16,9 @@ def company_create(*, name: str, slug: str | None = None) -> Company:
         ValidationFailed(code="company_slug_taken"): the slug is in use.
     """
     slug = slug or slugify(name)
-    if not slug:
-        raise ValidationFailed(code="company_slug_invalid", message="A company needs a name or slug.")
+    if not slug or slug != slugify(slug) or len(slug) > 60:
+        raise ValidationFailed(code="company_slug_invalid",
+                               message=f"'{slug}' is not a valid slug: use lowercase letters, digits and hyphens.")
     if Company.objects.filter(slug=slug).exists():
         raise ValidationFailed(code="company_slug_taken", message=f"A company with slug '{slug}' exists.")
     return Company.objects.create(name=name, slug=slug)

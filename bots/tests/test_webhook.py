@@ -78,3 +78,10 @@ def test_get_is_405_and_the_registered_url_does_not_redirect(client, bot):
     assert client.get(f"/telegram/webhook/{bot.public_id}/").status_code == 405
     assert webhook_url_for(bot.public_id).endswith(f"/telegram/webhook/{bot.public_id}/")
     assert post(client, bot, make_update("x")).status_code == 200  # same path, no 301
+
+
+def test_url_without_trailing_slash_is_served_not_redirected(client, bot):
+    response = client.post(f"/telegram/webhook/{bot.public_id}", data=json.dumps(make_update("x")),
+                           content_type="application/json",
+                           HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN=bot.webhook_secret)
+    assert response.status_code == 200

@@ -40,3 +40,19 @@ def test_qa_set_on_the_demo_kb(company, demo_kb, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"hit@1", "hit@3", "hit@5", "refusal_rate", "false_refusal_rate", "section_hit@3"} <= set(result)
     assert result["hit@3"] >= 0.8 and result["refusal_rate"] >= 0.6
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("content, message", [
+    ('{"question": "ok", "expected": []}\nnot json\n', "2: not JSON"),
+    ('{"expected": ["a.md"]}\n', "needs a \"question\""),
+    ('{"question": "q", "expected": "a.md"}\n', "must be a list"),
+    ("", "no questions"),
+])
+def test_bad_question_sets_are_clear_errors(company, tmp_path, content, message):
+    from django.core.management.base import CommandError
+
+    path = tmp_path / "q.jsonl"
+    path.write_text(content)
+    with pytest.raises(CommandError, match=message):
+        call_command("eval_retrieval", qa=str(path), company="acme")

@@ -86,7 +86,10 @@ def test_too_large_and_plan_limits_refuse_with_codes(make_company, settings):
 def test_ingest_command_reports_each_file(company, capsys, tmp_path):
     (tmp_path / "ok.md").write_text("# Title\n\nSome useful text about refunds.")
     (tmp_path / "bad.xyz").write_text("???")
-    call_command("ingest", str(tmp_path), company="acme", quiet=True)
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="1 file"):  # all files tried; the exit status says one failed
+        call_command("ingest", str(tmp_path), company="acme", quiet=True)
     out = capsys.readouterr().out
     assert "ok.md" in out and "ready" in out
     assert "bad.xyz" in out and "failed" in out and "unsupported file type" in out

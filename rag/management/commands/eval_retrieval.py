@@ -72,10 +72,7 @@ class Command(BaseCommand):
                 company = company_get_by_slug(slug=opts["company"])
             except ServiceError as exc:
                 raise CommandError(exc.message) from exc
-            path = Path(opts["qa"])
-            if not path.is_file():
-                raise CommandError(f"{path}: no such file")
-            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            rows = read_question_set(Path(opts["qa"]))
             result = qa_evaluate(company=company, rows=rows, progress=bars)
             bars.close()
             result.update(questions=len(rows), company=company.slug)
@@ -85,6 +82,32 @@ class Command(BaseCommand):
             width = max(len(k) for k in result)
             for key, value in result.items():
                 self.stdout.write(f"{key:<{width}}  {value}")
+
+
+def read_question_set(path: Path) -> list[dict]:
+    """Read a JSONL question set; every line must be an object with a non-empty "question".
+
+    Raises:
+        CommandError: the file is missing or a line is not valid (the line number is given).
+    """
+    if not path.is_file():
+        raise CommandError(f"{path}: not a file")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise CommandError(f"{path}:{number}: not JSON ({exc})") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not row["question"].strip():
+            raise CommandError(f'{path}:{number}: each line needs a "question" string')
+        if not isinstance(row.get("expected", []), list):
+            raise CommandError(f'{path}:{number}: "expected" must be a list of file names')
+        rows.append(row)
+    if not rows:
+        raise CommandError(f"{path}: no questions")
+    return rows
 
 
 def _company_purge(company: Company) -> None:

@@ -28,14 +28,17 @@ def collect_files(paths: list[str]) -> list[Path]:
 
 
 class Command(BaseCommand):
-    help = "Ingest files (TXT, MD, RST, HTML, PDF, DOCX) or folders into a company's knowledge base."
+    help = ("Ingest files (TXT, MD, RST, HTML, PDF, DOCX) or folders into a company's knowledge base. "
+            "Every file is tried; the exit status is 1 if any could not be indexed.")
 
     def add_arguments(self, parser):
         parser.add_argument("--company", required=True, help="Company slug.")
         parser.add_argument("paths", nargs="+", help="Files or folders.")
         parser.add_argument("--quiet", action="store_true", help="No progress bars.")
+        parser.add_argument("--reindex", action="store_true",
+                            help="Index again files whose content is already indexed (after an upgrade).")
 
-    def handle(self, *args, company: str, paths: list[str], quiet: bool, **options):
+    def handle(self, *args, company: str, paths: list[str], quiet: bool, reindex: bool = False, **options):
         try:
             tenant = company_get_by_slug(slug=company)
         except ServiceError as exc:
@@ -50,12 +53,12 @@ class Command(BaseCommand):
                 document, created = document_add(company=tenant, file_name=path.name, data=path.read_bytes(),
                                                  schedule=False)
             except ServiceError as exc:
-                report.append((str(path), "refused", exc.message))
+                report.append((path.name, "refused", exc.message))
                 continue
-            if created or document.status != Document.Status.READY:
+            if created or reindex or document.status != Document.Status.READY:
                 to_index.append(document)
             else:
-                report.append((str(path), "skipped", f"same content as '{document.file_name}', already indexed"))
+                report.append((path.name, "skipped", f"same content as '{document.file_name}', already indexed"))
         bars: dict[str, tqdm] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -80,5 +83,9 @@ class Command(BaseCommand):
             self.stdout.write(f"{name:<{width}}  {status:<8}  {detail}")
         ready = sum(1 for r in report if r[1] == Document.Status.READY)
         failed = sum(1 for r in report if r[1] in (Document.Status.FAILED, "refused"))
-        self.stdout.write(self.style.SUCCESS(f"{ready} indexed, {failed} failed, "
-                                             f"{sum(1 for r in report if r[1] == 'skipped')} skipped."))
+        summary = f"{ready} indexed, {failed} failed, {sum(1 for r in report if r[1] == 'skipped')} skipped."
+        if failed:
+            # Every file was tried; the exit status tells scripts that some did not make it.
+            self.stdout.write(self.style.WARNING(summary))
+            raise CommandError(f"{failed} file(s) could not be indexed (reasons above).")
+        self.stdout.write(self.style.SUCCESS(summary))

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.models import Plan, Subscription
 from billing.services import plan_ensure_defaults, subscription_start
+from saas_bot.errors import ServiceError
 from tenants.models import Company
 from tenants.services import company_create
 
@@ -23,7 +24,10 @@ class Command(BaseCommand):
         if plan_obj is None:
             codes = ", ".join(Plan.objects.values_list("code", flat=True))
             raise CommandError(f"No plan '{plan}'. Plans: {codes}")
-        company = Company.objects.filter(slug=slug).first() or company_create(name=name or slug.title(), slug=slug)
+        try:
+            company = Company.objects.filter(slug=slug).first() or company_create(name=name or slug.title(), slug=slug)
+        except ServiceError as exc:
+            raise CommandError(exc.message) from exc
         live = Subscription.objects.for_company(company).filter(status__in=Subscription.LIVE_STATUSES).first()
         if live is None or live.plan_id != plan_obj.id:
             live = subscription_start(company=company, plan=plan_obj)
