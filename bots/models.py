@@ -49,6 +49,9 @@ class Bot(models.Model):
     welcome_text = models.TextField(default=DEFAULT_WELCOME)
     help_text = models.TextField(default=DEFAULT_HELP)
     language = models.CharField(max_length=10, default="en")
+    limit_message = models.TextField(blank=True, help_text="Sent to end users at a limit; empty = the plan's.")
+    max_messages_per_period = models.PositiveIntegerField(
+        null=True, blank=True, help_text="This bot's cap within the plan (answered messages per period).")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     webhook_url = models.URLField(blank=True)
     last_error = models.TextField(blank=True)

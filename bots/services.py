@@ -12,8 +12,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from billing.models import Subscription
-from billing.services import quota_release_message, quota_reserve_message, subscription_get_live, usage_record
+from billing.ledger import usage_enqueue
+from billing.models import DEFAULT_LIMIT_MESSAGES, UsageEvent
+from billing.quotas import limit_notice_claim, quota_release_message, quota_reserve, quota_settle
+from billing.services import quota_check_bot_add, subscription_get_live
 from bots import telegram as tg
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate
 from rag.answering import answer_question
@@ -89,11 +91,7 @@ def bot_refresh_identity(*, bot: Bot) -> Bot:
 
 
 def _quota_check_bots(company: Company) -> None:
-    subscription = (Subscription.objects.for_company(company).select_related("plan")
-                    .filter(status__in=Subscription.LIVE_STATUSES).first())
-    limit = subscription.plan.max_bots if subscription else None
-    if limit is not None and Bot.objects.for_company(company).count() >= limit:
-        raise QuotaExceeded(code="quota_bots", message=f"The plan allows {limit} bots.", detail={"limit": limit})
+    quota_check_bot_add(company=company, current_bots=Bot.objects.for_company(company).count())
 
 
 def bot_register_webhook(*, bot: Bot) -> str:
@@ -158,13 +156,18 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
     base = dict(company=company, bot=bot, conversation=conversation, update=update, end_user_id=end_user_id,
                 question=question[:QUESTION_MAX_CHARS])
     try:
-        reservation = quota_reserve_message(company=company, idempotency_key=idempotency_key)
+        reservation = quota_reserve(company=company, idempotency_key=idempotency_key, bot=bot,
+                                    end_user_id=end_user_id, estimated_tokens=_estimate_tokens(bot, question))
     except NoLiveSubscription:
         return _message_save(Message(**base, status=Message.Status.NO_SUBSCRIPTION, answer=NO_SUBSCRIPTION_TEXT,
                                      latency_ms=_ms(started)), update)
-    except QuotaExceeded:
-        plan = subscription_get_live(company=company).plan
-        return _message_save(Message(**base, status=Message.Status.LIMIT_REACHED, answer=plan.limit_message,
+    except QuotaExceeded as exc:
+        # The limit message goes to an end user at most once a day; after that the bot stays silent
+        # (the Message is logged as limit_reached with no answer, marked delivered so nothing is sent).
+        tell = end_user_id is None or limit_notice_claim(company=company, end_user_id=end_user_id)
+        return _message_save(Message(**base, status=Message.Status.LIMIT_REACHED,
+                                     answer=limit_message_for(bot) if tell else "",
+                                     delivered_at=None if tell else timezone.now(),
                                      latency_ms=_ms(started)), update)
     try:
         answer = answer_question(company=company, question=question, persona=bot.persona,
@@ -180,11 +183,49 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
                           prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
                           model=answer.model, latency_ms=_ms(started))
         result = _message_save(message, update)
-        usage_record(company=company, idempotency_key=idempotency_key, period_start=reservation.period_start,
-                     bot_id=bot.id, end_user_id=end_user_id, prompt_tokens=answer.prompt_tokens,
-                     completion_tokens=answer.completion_tokens, model=answer.model, channel=channel)
+        if result.created:
+            quota_settle(company=company, idempotency_key=idempotency_key,
+                         actual_tokens=answer.prompt_tokens + answer.completion_tokens)
+            common = dict(company=company, period_start=reservation.period_start, bot_id=bot.id,
+                          end_user_id=end_user_id, channel=channel)
+            usage_enqueue(idempotency_key=idempotency_key, kind=UsageEvent.Kind.MESSAGE, model=answer.model,
+                          **common)
+            if answer.prompt_tokens or answer.completion_tokens:
+                usage_enqueue(idempotency_key=f"{idempotency_key}:llm", kind=UsageEvent.Kind.LLM_TOKENS,
+                              quantity=answer.prompt_tokens + answer.completion_tokens,
+                              prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+                              model=answer.model, **common)
     Conversation.objects.filter(id=conversation.id).update(last_message_at=timezone.now())
     return result
+
+
+def _estimate_tokens(bot: Bot, question: str) -> int:
+    """Tokens an answer may use, reserved before answering (0 without a chat model).
+
+    Prompt: persona + question + the retrieved context (5 chunks of at most RAG_CHUNK_TOKENS) + 150
+    for the template and history headers; completion: the LLM_MAX_COMPLETION_TOKENS cap.
+    """
+    if not settings.OPENAI_API_KEY:
+        return 0
+    from rag.splitting import count_tokens
+
+    return (count_tokens(bot.persona) + count_tokens(question) + 5 * settings.RAG_CHUNK_TOKENS + 150
+            + settings.LLM_MAX_COMPLETION_TOKENS)
+
+
+def limit_message_for(bot: Bot) -> str:
+    """The text an end user gets at a limit: the bot's own, else the plan's, else the default in the
+    bot's language (billing.models.DEFAULT_LIMIT_MESSAGES)."""
+    if bot.limit_message.strip():
+        return bot.limit_message
+    try:
+        plan_message = subscription_get_live(company=bot.company).plan.limit_message
+    except NoLiveSubscription:
+        plan_message = ""
+    if plan_message.strip():
+        return plan_message
+    language = (bot.language or "en").split("-")[0].lower()
+    return DEFAULT_LIMIT_MESSAGES.get(language, DEFAULT_LIMIT_MESSAGES["en"])
 
 
 def _ms(started: float) -> int:

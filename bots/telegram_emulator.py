@@ -907,6 +907,9 @@ class _QuietServer(ThreadingHTTPServer):
     (timeouts under test are expected; anything else is still reported)."""
 
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of clients (load tests, many workers)
+    # would see connect timeouts that the real API never causes.
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):

@@ -115,6 +115,10 @@ def update_process(*, update_pk: int) -> str:
         return "skipped"
     started = time.monotonic()
     if update.attempts > settings.TELEGRAM_INBOX_MAX_ATTEMPTS:
+        from billing.quotas import quota_release_message
+
+        # Never answered: the message reserved for it goes back to the company's quota.
+        quota_release_message(company=update.bot.company, idempotency_key=f"tg:{update.bot_id}:{update.update_id}")
         _finish(update, TelegramUpdate.Status.FAILED, f"gave up after {update.attempts - 1} attempts: {update.error}")
         return TelegramUpdate.Status.FAILED
     try:

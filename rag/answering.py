@@ -120,7 +120,8 @@ def llm_chain() -> Runnable:
 
     prompt = ChatPromptTemplate.from_messages([("system", SYSTEM_PROMPT), ("human", HUMAN_PROMPT)])
     model = ChatOpenAI(model=settings.LLM_MODEL, api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL,
-                       timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=2, temperature=0)
+                       timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=2, temperature=0,
+                       max_tokens=settings.LLM_MAX_COMPLETION_TOKENS)
     return prompt | model
 
 

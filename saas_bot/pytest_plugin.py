@@ -142,3 +142,16 @@ def redis_url() -> str:
             pytest.fail(f"Redis at {url} is required under CI=true: {exc}")
         pytest.skip(f"no Redis at {url}: {exc}")
     return url
+
+
+def record_pending_usage() -> int:
+    """Do what the billing worker does after commit: move every outbox row into the ledger.
+
+    Tests inside a rolled-back transaction never reach on-commit hooks, so they call this before
+    looking at the ledger. Returns how many events were recorded.
+    """
+    from billing.ledger import usage_record
+    from billing.models import PendingUsage
+
+    return sum(usage_record(idempotency_key=key) for key in
+               list(PendingUsage.objects.values_list("idempotency_key", flat=True)))

@@ -186,10 +186,32 @@ RAG_RRF_K = env.int("RAG_RRF_K", default=10)
 RAG_CANDIDATES = env.int("RAG_CANDIDATES", default=50)
 RAG_EXACT_SEARCH_MAX_CHUNKS = env.int("RAG_EXACT_SEARCH_MAX_CHUNKS", default=30000)
 RAG_HNSW_EF_SEARCH_MAX = env.int("RAG_HNSW_EF_SEARCH_MAX", default=1000)
-# Refusal gate (rag/relevance.py): cosine similarity of the best chunk.
-RAG_ANSWERABLE_MIN_SIMILARITY = env.float("RAG_ANSWERABLE_MIN_SIMILARITY", default=0.45)
-RAG_ANSWERABLE_MIN_SIMILARITY_WITH_TERMS = env.float("RAG_ANSWERABLE_MIN_SIMILARITY_WITH_TERMS", default=0.30)
+# Typo tolerance of the lexical leg: unknown words matched to the company's terms within 1 edit
+# from RAG_TYPO_MIN_LENGTH characters, 2 edits from RAG_TYPO_TWO_EDITS_LENGTH.
+RAG_TYPO_TOLERANCE = env.bool("RAG_TYPO_TOLERANCE", default=True)
+RAG_TYPO_MIN_LENGTH = env.int("RAG_TYPO_MIN_LENGTH", default=5)
+RAG_TYPO_TWO_EDITS_LENGTH = env.int("RAG_TYPO_TWO_EDITS_LENGTH", default=8)
+# Embed the question again with its corrections spelt out (one more embedding, only when corrected).
+RAG_TYPO_REEMBED = env.bool("RAG_TYPO_REEMBED", default=True)
+# Per-process caches of each company's vocabulary and embedding moments (mean, covariance).
+RAG_VOCABULARY_MAX_AGE_SECONDS = env.int("RAG_VOCABULARY_MAX_AGE_SECONDS", default=300)
+RAG_VOCABULARY_CACHE_COMPANIES = env.int("RAG_VOCABULARY_CACHE_COMPANIES", default=32)
+RAG_MOMENTS_SAMPLE = env.int("RAG_MOMENTS_SAMPLE", default=2000)
+# Refusal gate (rag/relevance.py): answer when the best chunk's cosine >= RAG_ANSWERABLE_SIMILARITY, or
+# when it is >= RAG_ANSWERABLE_MIN_SIMILARITY and stands out of the corpus (dense peak >= RAG_ANSWERABLE_MIN_PEAK).
+RAG_ANSWERABLE_SIMILARITY = env.float("RAG_ANSWERABLE_SIMILARITY", default=0.65)
+RAG_ANSWERABLE_MIN_SIMILARITY = env.float("RAG_ANSWERABLE_MIN_SIMILARITY", default=0.40)
+RAG_ANSWERABLE_MIN_PEAK = env.float("RAG_ANSWERABLE_MIN_PEAK", default=-0.8)
 
 CELERY_BEAT_SCHEDULE = {
     "bots-inbox-sweep": {"task": "bots.inbox_sweep", "schedule": 30.0},
+    "billing-usage-sweep": {"task": "billing.usage_sweep", "schedule": 60.0},
+    "billing-subscriptions-renew": {"task": "billing.subscriptions_renew", "schedule": 300.0},
 }
+# Upper bound of a chat model answer (tokens); also what a reservation counts before the provider reports.
+LLM_MAX_COMPLETION_TOKENS = env.int("LLM_MAX_COMPLETION_TOKENS", default=512)
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="saas_bot <noreply@localhost>")
+EMAIL_URL = env("EMAIL_URL", default="")
+if EMAIL_URL:
+    vars().update(env.email_url("EMAIL_URL"))

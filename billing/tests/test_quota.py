@@ -1,14 +1,17 @@
-"""Monthly message quota: atomic under concurrency, idempotent per key, periods anchored to the start."""
+"""Quota reservation: atomic under concurrency, idempotent per key, stacked windows."""
 import datetime as dt
 import threading
 
 import pytest
 from django.db import connections
 
-from billing.models import QuotaReservation, UsageCounter, UsageEvent
-from billing.services import (period_bounds, quota_release_message, quota_reserve_message, subscription_get_live,
-                              usage_record)
+from billing.models import QuotaReservation, QuotaWindow
+from billing.quotas import quota_release_message, quota_reserve, quota_settle
 from saas_bot.errors import NoLiveSubscription, QuotaExceeded
+
+
+def _gate(company):
+    return QuotaWindow.objects.get(company=company, scope="company")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -22,7 +25,7 @@ def test_concurrent_reservations_never_exceed_the_limit(make_company):
         start.wait()
         for i in range(5):  # 40 threads x 5 = 200 attempts against a quota of 50
             try:
-                quota_reserve_message(company=company, idempotency_key=f"k-{n}-{i}")
+                quota_reserve(company=company, idempotency_key=f"k-{n}-{i}", end_user_id=n)
                 result = "ok"
             except QuotaExceeded:
                 result = "limit"
@@ -36,18 +39,18 @@ def test_concurrent_reservations_never_exceed_the_limit(make_company):
     for t in threads:
         t.join()
     assert outcomes.count("ok") == 50 and outcomes.count("limit") == 150
-    assert UsageCounter.objects.get(company=company).messages == 50
+    assert _gate(company).messages == 50
     assert QuotaReservation.objects.count() == 50
 
 
 @pytest.mark.django_db
 def test_same_key_reserves_once(make_company):
     company = make_company("once", max_messages_per_period=1)
-    first = quota_reserve_message(company=company, idempotency_key="tg:1:1")
-    again = quota_reserve_message(company=company, idempotency_key="tg:1:1")
+    first = quota_reserve(company=company, idempotency_key="tg:1:1")
+    again = quota_reserve(company=company, idempotency_key="tg:1:1")
     assert first.created and not again.created
     with pytest.raises(QuotaExceeded) as caught:
-        quota_reserve_message(company=company, idempotency_key="tg:1:2")
+        quota_reserve(company=company, idempotency_key="tg:1:2")
     assert caught.value.code == "quota_messages"
 
 
@@ -55,25 +58,52 @@ def test_same_key_reserves_once(make_company):
 def test_unlimited_plan_and_release(make_company):
     company = make_company("free-for-all")  # every limit null = unlimited
     for i in range(30):
-        quota_reserve_message(company=company, idempotency_key=f"u{i}")
+        quota_reserve(company=company, idempotency_key=f"u{i}", end_user_id=7)
     assert quota_release_message(company=company, idempotency_key="u0") is True
-    assert UsageCounter.objects.get(company=company).messages == 29
+    assert quota_release_message(company=company, idempotency_key="u0") is False
+    assert _gate(company).messages == 29
+    assert QuotaWindow.objects.get(company=company, scope="end_user", subject=7).messages == 29
 
 
 @pytest.mark.django_db
-def test_usage_event_is_recorded_once_per_key(make_company):
-    company = make_company("ledger")
-    period = subscription_get_live(company=company).current_period_start
-    kwargs = dict(company=company, idempotency_key="tg:9:9", period_start=period, prompt_tokens=120,
-                  completion_tokens=30, model="gpt-4o-mini")
-    quota_reserve_message(company=company, idempotency_key="tg:9:9")
-    assert usage_record(**kwargs) is True
-    assert usage_record(**kwargs) is False
-    event = UsageEvent.objects.get()
-    assert (event.prompt_tokens, event.completion_tokens, event.model) == (120, 30, "gpt-4o-mini")
-    assert UsageCounter.objects.get(company=company).tokens == 150
-    # A recorded message cannot be released any more.
-    assert quota_release_message(company=company, idempotency_key="tg:9:9") is False
+def test_bot_cap_within_the_plan(make_company, bot):
+    bot.max_messages_per_period = 2
+    for i in range(2):
+        quota_reserve(company=bot.company, idempotency_key=f"b{i}", bot=bot)
+    with pytest.raises(QuotaExceeded) as caught:
+        quota_reserve(company=bot.company, idempotency_key="b3", bot=bot)
+    assert caught.value.code == "quota_bot_messages"
+    quota_reserve(company=bot.company, idempotency_key="nobot")  # the company still has quota
+
+
+@pytest.mark.django_db
+def test_end_user_daily_limit_resets_the_next_day(make_company):
+    company = make_company("peruser", max_messages_per_end_user_per_day=2)
+    now = dt.datetime.now(dt.timezone.utc).replace(hour=12)
+    for i in range(2):
+        quota_reserve(company=company, idempotency_key=f"e{i}", end_user_id=42, at=now)
+    with pytest.raises(QuotaExceeded) as caught:
+        quota_reserve(company=company, idempotency_key="e3", end_user_id=42, at=now)
+    assert caught.value.code == "quota_end_user_daily"
+    quota_reserve(company=company, idempotency_key="other", end_user_id=43, at=now)
+    quota_reserve(company=company, idempotency_key="tomorrow", end_user_id=42, at=now + dt.timedelta(days=1))
+
+
+@pytest.mark.django_db
+def test_tokens_stop_answers_once_spent_with_overshoot_bounded_by_one_answer(make_company):
+    company = make_company("tokens", max_tokens_per_period=3000)
+    admitted = []
+    for i in range(10):
+        try:
+            quota_reserve(company=company, idempotency_key=f"t{i}", estimated_tokens=1500)
+        except QuotaExceeded as exc:
+            assert exc.code == "quota_tokens"
+            break
+        quota_settle(company=company, idempotency_key=f"t{i}", actual_tokens=900)
+        admitted.append(i)
+    used = _gate(company).tokens
+    assert len(admitted) == 4 and used == 3600  # 0, 900, 1800, 2700 < 3000 admitted; 3600 refused
+    assert used - 3000 < 900  # overshoot below one answer
 
 
 @pytest.mark.django_db
@@ -82,23 +112,4 @@ def test_company_without_subscription_gets_no_answers(db):
 
     company = company_create(name="Nobody", slug="nobody")
     with pytest.raises(NoLiveSubscription):
-        quota_reserve_message(company=company, idempotency_key="x")
-
-
-def test_periods_are_monthly_and_anchored_to_the_start():
-    anchor = dt.datetime(2026, 1, 31, 10, tzinfo=dt.timezone.utc)
-    start, end = period_bounds(anchor=anchor, at=dt.datetime(2026, 3, 5, tzinfo=dt.timezone.utc))
-    assert start == dt.datetime(2026, 2, 28, 10, tzinfo=dt.timezone.utc)
-    assert end == dt.datetime(2026, 3, 31, 10, tzinfo=dt.timezone.utc)
-    start, end = period_bounds(anchor=anchor, at=anchor)
-    assert start == anchor and end == dt.datetime(2026, 2, 28, 10, tzinfo=dt.timezone.utc)
-
-
-@pytest.mark.django_db
-def test_period_rolls_forward_when_it_ended(make_company):
-    company = make_company("roll")
-    sub = subscription_get_live(company=company)
-    later = sub.current_period_end + dt.timedelta(days=40)
-    rolled = subscription_get_live(company=company, at=later)
-    assert rolled.current_period_start <= later < rolled.current_period_end
-    assert rolled.current_period_start > sub.current_period_start
+        quota_reserve(company=company, idempotency_key="x")

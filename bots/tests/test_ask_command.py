@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 
 from billing.models import UsageEvent
 from bots.models import Message
+from saas_bot.pytest_plugin import record_pending_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +21,7 @@ def test_ask_json_shape_and_metering(bot, demo_kb, capsys):
     assert set(source) == {"document", "title", "section", "page", "score"}
     assert source["document"] == "sharing-links.md" and isinstance(source["score"], float)
     assert payload["usage"]["model"] == "extractive"
+    record_pending_usage()
     assert UsageEvent.objects.filter(channel="cli").count() == 1
     assert Message.objects.get().conversation.channel == "cli"
 
@@ -30,7 +32,7 @@ def test_ask_refuses_unknown_questions(bot, demo_kb, capsys):
     assert payload["refused"] is True and payload["sources"] == []
 
 
-@pytest.mark.parametrize("question", ["", "   ", "x" * 4001])
+@pytest.mark.parametrize("question", ["", "   ", "x" * 4097])
 def test_ask_rejects_bad_questions(bot, question):
     with pytest.raises(CommandError, match="question_"):
         call_command("ask", question, bot=str(bot.id))

@@ -4,7 +4,7 @@ import pytest
 from billing.models import UsageEvent
 from bots.models import Chat, Message, TelegramUpdate
 from bots.updates import RetryLater, update_process
-from saas_bot.pytest_plugin import TEST_USERNAME, make_update
+from saas_bot.pytest_plugin import TEST_USERNAME, make_update, record_pending_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -38,10 +38,12 @@ def test_private_question_is_answered_with_sources_and_metered_once(bot, telegra
     message = Message.objects.get(update=row)
     assert message.status == "answered" and message.sources[0]["document"] == "sharing-links.md"
     assert message.delivered_at is not None
+    record_pending_usage()
     assert UsageEvent.objects.filter(idempotency_key=f"tg:{bot.id}:{update['update_id']}").count() == 1
     # A second run of the same update (Celery redelivery) sends nothing and records nothing.
     TelegramUpdate.objects.filter(id=row.id).update(status="pending")
     update_process(update_pk=row.id)
+    record_pending_usage()
     assert len(telegram.sent_messages()) == 1
     assert UsageEvent.objects.count() == 1 and Message.objects.count() == 1
 

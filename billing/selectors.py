@@ -1,0 +1,159 @@
+"""Reads on usage: current period against limits, daily series, top end users, staff report, CSV."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Count, Sum
+
+from billing.models import LIMIT_FIELDS, LimitAlert, QuotaWindow, Subscription, UsageCounter, UsageEvent
+from billing.quotas import SCOPE_COMPANY
+from tenants.models import Company
+
+# Credits: a provider-neutral unit derived from cost, so plans can be sold in credits weighted by
+# model price. 1 credit = 0.001 of the price currency (ModelPrice.currency).
+CREDITS_PER_CURRENCY_UNIT = 1000
+
+
+@dataclass
+class LimitUsage:
+    """One limit of the current period: what is used, the maximum (None = unlimited), percent."""
+
+    limit: str
+    used: int
+    maximum: int | None
+    percent: float | None
+
+
+def usage_current(*, company: Company) -> dict:
+    """The current period against every limit of the company's plan.
+
+    Returns:
+        {"plan", "status", "period_start", "period_end", "limits": [LimitUsage as dict], "cost",
+         "credits", "alerts": [{"limit", "threshold"}]}.
+
+    Raises:
+        NoLiveSubscription.
+    """
+    from billing.services import subscription_get_live
+    from bots.models import Bot
+    from rag.models import Document
+
+    subscription = subscription_get_live(company=company)
+    limits = subscription.limits or subscription.plan.limits()
+    period = subscription.current_period_start
+    gate = QuotaWindow.objects.filter(company=company, scope=SCOPE_COMPANY, subject=0, window_start=period).first()
+    counter = UsageCounter.objects.filter(company=company, period_start=period).first()
+    documents = Document.objects.for_company(company)
+    used = {
+        "max_bots": Bot.objects.for_company(company).count(),
+        "max_documents": documents.count(),
+        "max_storage_bytes": documents.aggregate(total=Sum("size_bytes"))["total"] or 0,
+        # Reserved messages: what the gate counts (includes answers still being recorded).
+        "max_messages_per_period": gate.messages if gate else 0,
+        "max_tokens_per_period": counter.tokens if counter else 0,
+        "max_messages_per_end_user_per_day": _busiest_end_user_today(company),
+    }
+    rows = []
+    for field in LIMIT_FIELDS:
+        maximum = limits.get(field)
+        value = int(used[field])
+        rows.append(asdict(LimitUsage(field, value, maximum,
+                                      round(100 * value / maximum, 1) if maximum else None)))
+    cost = counter.cost if counter else Decimal(0)
+    alerts = list(LimitAlert.objects.for_company(company).filter(period_start=period, dismissed_at__isnull=True)
+                  .values("limit", "threshold"))
+    return {"plan": subscription.plan.code, "status": subscription.status, "period_start": period,
+            "period_end": subscription.current_period_end, "limits": rows, "cost": cost,
+            "credits": int(cost * CREDITS_PER_CURRENCY_UNIT), "alerts": alerts}
+
+
+def _busiest_end_user_today(company: Company) -> int:
+    from billing.quotas import SCOPE_END_USER, day_start
+    from django.utils import timezone
+
+    top = (QuotaWindow.objects.filter(company=company, scope=SCOPE_END_USER, window_start=day_start(timezone.now()))
+           .order_by("-messages").values_list("messages", flat=True).first())
+    return top or 0
+
+
+def usage_daily(*, company: Company, start: dt.date, end: dt.date, bot_id: int | None = None) -> list[dict]:
+    """Per UTC day from ``start`` to ``end`` inclusive (days without usage included, as zeros).
+
+    Returns:
+        [{"day": date, "messages": int, "tokens": int, "cost": Decimal}], from the ledger.
+    """
+    bot_filter = "AND bot_id = %s" if bot_id is not None else ""
+    params = [start, end, company.id, start, end] + ([bot_id] if bot_id is not None else [])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH days AS (SELECT generate_series(%s::date, %s::date, interval '1 day')::date AS day)
+            SELECT d.day, coalesce(count(e.id) FILTER (WHERE e.kind = 'message'), 0),
+                   coalesce(sum(e.prompt_tokens + e.completion_tokens) FILTER (WHERE e.kind = 'llm_tokens'), 0),
+                   coalesce(sum(e.cost), 0)
+            FROM days d LEFT JOIN billing_usageevent e
+              ON (e.occurred_at AT TIME ZONE 'UTC')::date = d.day AND e.company_id = %s
+                 AND e.occurred_at >= %s::date AND e.occurred_at < %s::date + 1 {bot_filter}
+            GROUP BY d.day ORDER BY d.day
+            """,
+            params,
+        )
+        return [{"day": r[0], "messages": int(r[1]), "tokens": int(r[2]), "cost": r[3]} for r in cursor.fetchall()]
+
+
+def usage_top_end_users(*, company: Company, period_start: dt.datetime, limit: int = 10) -> list[dict]:
+    """The end users with the most answered messages in the period: [{"end_user_id", "messages"}]."""
+    rows = (UsageEvent.objects.for_company(company)
+            .filter(period_start=period_start, kind=UsageEvent.Kind.MESSAGE, end_user_id__isnull=False)
+            .values("end_user_id").annotate(messages=Count("id")).order_by("-messages", "end_user_id")[:limit])
+    return list(rows)
+
+
+def usage_report(*, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """Staff report across companies for events in [start, end): one row per company.
+
+    Returns:
+        [{"company", "slug", "plan", "messages", "tokens", "embedding_tokens", "cost", "credits"}].
+    """
+    rows = []
+    plans = dict(Subscription.objects.filter(status__in=Subscription.LIVE_STATUSES)
+                 .values_list("company_id", "plan__code"))
+    aggregates = (UsageEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
+                  .values("company_id")
+                  .annotate(messages=Count("id", filter=_kind(UsageEvent.Kind.MESSAGE)),
+                            prompt=Sum("prompt_tokens", filter=_kind(UsageEvent.Kind.LLM_TOKENS)),
+                            completion=Sum("completion_tokens", filter=_kind(UsageEvent.Kind.LLM_TOKENS)),
+                            embedding=Sum("quantity", filter=_kind(UsageEvent.Kind.EMBEDDING_TOKENS)),
+                            cost=Sum("cost")))
+    by_company = {a["company_id"]: a for a in aggregates}
+    for company in Company.objects.order_by("slug"):
+        a = by_company.get(company.id, {})
+        cost = a.get("cost") or Decimal(0)
+        rows.append({"company": company.name, "slug": company.slug, "plan": plans.get(company.id, ""),
+                     "messages": a.get("messages") or 0,
+                     "tokens": (a.get("prompt") or 0) + (a.get("completion") or 0),
+                     "embedding_tokens": a.get("embedding") or 0, "cost": cost,
+                     "credits": int(cost * CREDITS_PER_CURRENCY_UNIT)})
+    return rows
+
+
+def _kind(kind: str):
+    from django.db.models import Q
+
+    return Q(kind=kind)
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    """CSV text (header from the first row's keys) for any list of flat dicts."""
+    if not rows:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
