@@ -155,3 +155,108 @@ def record_pending_usage() -> int:
 
     return sum(usage_record(idempotency_key=key) for key in
                list(PendingUsage.objects.values_list("idempotency_key", flat=True)))
+
+
+def switch_broker(url: str) -> None:
+    """Point this process's Celery app at ``url`` with fresh connection pools (tests only)."""
+    from kombu import pools
+
+    from saas_bot.celery import app
+
+    app.conf.broker_url = url
+    pools.reset()  # kombu keeps global producer pools per connection; drop them all
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port, which a test may stop and start again."""
+
+    def __init__(self, binary: str) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.binary = binary
+        self.process = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        import redis
+
+        self.process = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                         "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        for _ in range(50):
+            try:
+                redis.Redis.from_url(self.url, socket_connect_timeout=0.2).ping()
+                return
+            except Exception:
+                time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis():
+    """A private Redis (so a test can stop the broker); skip without redis-server unless CI=true."""
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is required under CI=true")
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(binary)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def celery_workers(settings):
+    """start(broker_url, **env) -> a real Celery worker process (solo pool) on the test database.
+
+    The test process sends to the same broker; everything is stopped and restored afterwards.
+    """
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from saas_bot.celery import app
+
+    old = (app.conf.broker_url, app.conf.task_always_eager)
+    processes: list[subprocess.Popen] = []
+
+    def start(broker_url: str, **extra_env: str) -> subprocess.Popen:
+        env = dict(os.environ, REDIS_URL=broker_url, CELERY_BROKER_URL=broker_url,
+                   TELEGRAM_API_BASE_URL=settings.TELEGRAM_API_BASE_URL,
+                   DATABASE_NAME=connection.settings_dict["NAME"], LOG_LEVEL="WARNING", **extra_env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "saas_bot", "worker", "-P", "solo", "--without-gossip",
+             "--without-mingle", "--loglevel=WARNING"], cwd=BASE_DIR, env=env)
+        processes.append(process)
+        app.conf.task_always_eager = False
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        switch_broker(broker_url)
+        return process
+
+    yield start
+    app.conf.task_always_eager = old[1]
+    switch_broker(old[0])
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -134,7 +134,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # An unreachable broker must not hang the webhook: fail fast, the inbox sweep re-enqueues.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
-                                   "socket_connect_timeout": 1, "socket_timeout": 2, "visibility_timeout": 3600}
+                                   "socket_connect_timeout": 1, "socket_timeout": 2,
+                                   # An unacknowledged task (worker killed) is delivered again after this many seconds.
+                                   "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
