@@ -161,7 +161,7 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
     except NoLiveSubscription:
         return _message_save(Message(**base, status=Message.Status.NO_SUBSCRIPTION, answer=NO_SUBSCRIPTION_TEXT,
                                      latency_ms=_ms(started)), update)
-    except QuotaExceeded as exc:
+    except QuotaExceeded:
         # The limit message goes to an end user at most once a day; after that the bot stays silent
         # (the Message is logged as limit_reached with no answer, marked delivered so nothing is sent).
         tell = end_user_id is None or limit_notice_claim(company=company, end_user_id=end_user_id)

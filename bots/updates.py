@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 from telegram import Message as PTBMessage
 from telegram import MessageEntity, Update
@@ -57,22 +57,23 @@ def update_receive(*, bot_id: int, company_id: int, payload: dict) -> bool:
     from bots.tasks import process_update_task
     from saas_bot.tasking import enqueue_on_commit
 
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO bots_telegramupdate (company_id, bot_id, update_id, payload, status, attempts, error,
-                                                 received_at)
-                VALUES (%s, %s, %s, %s::jsonb, 'pending', 0, '', now())
-                ON CONFLICT (bot_id, update_id) DO NOTHING
-                RETURNING id
-                """,
-                # jsonb cannot hold U+0000; it is replaced so the update is still stored.
-                [company_id, bot_id, payload["update_id"], json.dumps(payload).replace("\\u0000", "\\ufffd")],
-            )
-            row = cursor.fetchone()
-        if row:
-            enqueue_on_commit(process_update_task, row[0], background=True)
+    # One statement in autocommit (one round trip, no BEGIN/COMMIT); when it returns, the row is
+    # committed, so the task can be sent at once. Inside a caller's transaction, on commit.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO bots_telegramupdate (company_id, bot_id, update_id, payload, status, attempts, error,
+                                             received_at)
+            VALUES (%s, %s, %s, %s::jsonb, 'pending', 0, '', now())
+            ON CONFLICT (bot_id, update_id) DO NOTHING
+            RETURNING id
+            """,
+            # jsonb cannot hold U+0000; it is replaced so the update is still stored.
+            [company_id, bot_id, payload["update_id"], json.dumps(payload).replace("\\u0000", "\\ufffd")],
+        )
+        row = cursor.fetchone()
+    if row:
+        enqueue_on_commit(process_update_task, row[0], background=True)
     return row is not None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -30,12 +31,35 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"ok": False, "error": {"code": code, "message": message}}, status=status)
 
 
+# Webhook lookups are cached per process for a few seconds: the bot row is read on every update
+# and changes rarely. A rotated secret or a deleted bot takes effect within this time.
+WEBHOOK_BOT_CACHE_SECONDS = 10.0
+_bot_cache: dict[str, tuple[float, dict | None]] = {}
+
+
+def _bot_for_webhook(public_id: str) -> dict | None:
+    now = time.monotonic()
+    hit = _bot_cache.get(public_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    bot = Bot.objects.filter(public_id=public_id).values("id", "company_id", "webhook_secret").first()
+    if len(_bot_cache) > 10_000:  # unknown ids are cached too; keep the dict bounded
+        _bot_cache.clear()
+    _bot_cache[public_id] = (now + WEBHOOK_BOT_CACHE_SECONDS, bot)
+    return bot
+
+
+def webhook_cache_clear() -> None:
+    """Forget cached webhook lookups (tests; after rotating a secret in this process)."""
+    _bot_cache.clear()
+
+
 @csrf_exempt
 def telegram_webhook(request: HttpRequest, public_id: str) -> HttpResponse:
     """POST /telegram/webhook/<public id>/ : store the update and return 200 at once."""
     if request.method != "POST":
         return _error(405, "method_not_allowed", "Telegram webhooks are POST requests.")
-    bot = Bot.objects.filter(public_id=public_id).values("id", "company_id", "webhook_secret").first()
+    bot = _bot_for_webhook(public_id)
     if bot is None:
         return _error(404, "bot_not_found", "No bot at this address.")
     given = request.headers.get(SECRET_HEADER, "")

@@ -260,3 +260,13 @@ def celery_workers(settings):
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_webhook_cache():
+    """Each test starts with no cached webhook lookups (ids and secrets differ between tests)."""
+    from bots.views import webhook_cache_clear
+
+    webhook_cache_clear()
+    yield
+    webhook_cache_clear()

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from billing.ledger import usage_drift, usage_enqueue, usage_rebuild, usage_record, usage_sweep
+from billing.ledger import usage_drift, usage_enqueue, usage_record, usage_sweep
 from billing.models import (EndUserDailyCounter, LimitAlert, ModelPrice, PendingUsage, UsageCounter, UsageEvent)
 from billing.selectors import rows_to_csv, usage_current, usage_daily, usage_report, usage_top_end_users
 from billing.services import subscription_get_live

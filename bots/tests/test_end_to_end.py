@@ -10,7 +10,6 @@ import time
 
 import httpx
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from billing.models import UsageEvent

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true",
                             help='One JSON object: {"answer", "sources", "usage", "refused"}.')
 
-    def handle(self, *args, bot: str, question: str, json: bool, **options):
+    def handle(self, *args, bot: str, question: str, **options):
         try:
             bot_obj = bot_find(ref=bot)
             result = ask(bot=bot_obj, question=question)
@@ -39,10 +39,8 @@ class Command(BaseCommand):
                       "period_messages": counter["messages"], "period_tokens": counter["tokens"]},
             "refused": message.status != Message.Status.ANSWERED,
         }
-        if json:
-            import json as jsonlib
-
-            self.stdout.write(jsonlib.dumps(payload, ensure_ascii=False))
+        if options["json"]:
+            self.stdout.write(json.dumps(payload, ensure_ascii=False))
             return
         self.stdout.write(message.answer)
         if payload["sources"]:
