@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from rag.extraction import extract
-from rag.models import Chunk, Document
+from rag.models import Document
 from rag.splitting import ChunkDraft, split_sections
 from saas_bot.errors import NotFound, ServiceError, ValidationFailed
 from saas_bot.tasking import enqueue_on_commit
@@ -209,30 +209,26 @@ def _document_write_chunks(*, company: Company, document: Document, title: str, 
     # Lock the document row so two ingestions of the same document cannot interleave.
     Document.objects.select_for_update().filter(id=document.id).first()
     _document_remove_chunks(document)
-    Chunk.objects.bulk_create(
-        [
-            Chunk(company=company, document=document, ordinal=i, text=d.text, section=d.section[:500], page=d.page,
-                  token_count=d.token_count, embedding=v, search_vector="")
-            for i, (d, v) in enumerate(zip(drafts, vectors))
-        ],
-        batch_size=500,
-    )
     config = settings.RAG_TEXT_SEARCH_CONFIG
     with connection.cursor() as cursor:
-        # Postgres tokenises and stems (same configuration at query time); the tsvector's
-        # positions give each lexeme's term frequency for BM25.
+        # One INSERT per document: Postgres tokenises and stems the index text (the same
+        # configuration is used at query time), and each row is written once with its tsvector and
+        # its BM25 length (the tsvector's positions give each lexeme's term frequency).
         cursor.execute(
             """
-            UPDATE rag_chunk c SET search_vector = v.tsv,
-                   lexeme_count = (SELECT coalesce(sum(coalesce(array_length(t.positions, 1), 1)), 0)
-                                   FROM unnest(v.tsv) t)
-            FROM (SELECT id, to_tsvector(%s::regconfig,
-                         concat_ws(' ', CASE WHEN strpos(text, %s) = 1 THEN NULL ELSE %s END,
-                                   NULLIF(section, %s), text)) AS tsv
-                  FROM rag_chunk WHERE document_id = %s) v
-            WHERE c.id = v.id
+            INSERT INTO rag_chunk (company_id, document_id, ordinal, text, section, page, token_count, embedding,
+                                   search_vector, lexeme_count)
+            SELECT %s, %s, r.ordinal, r.text, r.section, r.page, r.token_count, r.embedding::vector, v.tsv,
+                   (SELECT coalesce(sum(coalesce(array_length(t.positions, 1), 1)), 0) FROM unnest(v.tsv) t)
+            FROM unnest(%s::int[], %s::text[], %s::text[], %s::int[], %s::int[], %s::text[], %s::text[])
+                 AS r(ordinal, text, section, page, token_count, embedding, index_text)
+            CROSS JOIN LATERAL (SELECT to_tsvector(%s::regconfig, r.index_text) AS tsv) v
             """,
-            [config, title, title, title, document.id],
+            [company.id, document.id,
+             list(range(len(drafts))), [d.text for d in drafts], [d.section[:500] for d in drafts],
+             [d.page for d in drafts], [d.token_count for d in drafts],
+             ["[" + ",".join(f"{x:.7f}" for x in v) + "]" for v in vectors],
+             [_index_text(title, d) for d in drafts], config],
         )
         cursor.execute(
             """
