@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from decimal import Decimal
 
 from django.conf import settings
@@ -60,13 +61,35 @@ def usage_enqueue(*, company: Company, idempotency_key: str, period_start: dt.da
     return created
 
 
+_PRICE_CACHE_SECONDS = 60.0
+_price_cache: tuple[float, dict[str, ModelPrice]] = (0.0, {})
+
+
+def _prices() -> dict[str, ModelPrice]:
+    """The price table, cached per process for a minute (it is read for every usage event)."""
+    global _price_cache
+    now = time.monotonic()
+    if _price_cache[0] <= now:
+        _price_cache = (now + _PRICE_CACHE_SECONDS, {p.model: p for p in ModelPrice.objects.all()})
+    return _price_cache[1]
+
+
+def model_price_cache_clear() -> None:
+    """Forget the cached price table (after staff change prices in this process; tests)."""
+    global _price_cache
+    _price_cache = (0.0, {})
+
+
 def model_cost(*, model: str, prompt_tokens: int, completion_tokens: int) -> Decimal:
-    """Cost of a call from ``ModelPrice`` (price per 1,000 tokens); 0 for models without a price."""
-    price = ModelPrice.objects.filter(model=model).first()
+    """Cost of a call from ``ModelPrice`` (price per 1,000 tokens); 0 for models without a price.
+
+    Providers report dated model names ("gpt-4o-mini-2024-07-18"): the longest priced prefix applies.
+    """
+    prices = _prices()
+    price = prices.get(model)
     if price is None and model:
-        # Providers report dated model names ("gpt-4o-mini-2024-07-18"): match the longest priced prefix.
-        candidates = [p for p in ModelPrice.objects.all() if model.startswith(p.model)]
-        price = max(candidates, key=lambda p: len(p.model), default=None)
+        price = max((p for name, p in prices.items() if model.startswith(name)), key=lambda p: len(p.model),
+                    default=None)
     if price is None:
         return Decimal(0)
     return (price.prompt_per_1k * prompt_tokens + price.completion_per_1k * completion_tokens) / Decimal(1000)

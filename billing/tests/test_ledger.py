@@ -37,7 +37,10 @@ def test_event_is_recorded_once_however_often_the_task_runs(company, django_capt
 
 
 def test_cost_comes_from_the_model_price_table(company):
+    from billing.ledger import model_price_cache_clear
+
     ModelPrice.objects.create(model="gpt-4o-mini", prompt_per_1k=Decimal("0.15"), completion_per_1k=Decimal("0.6"))
+    model_price_cache_clear()
     _enqueue(company, "k:llm", kind="llm_tokens", quantity=3000, prompt_tokens=2000, completion_tokens=1000,
              model="gpt-4o-mini-2024-07-18")
     usage_record(idempotency_key="k:llm")
