@@ -101,7 +101,5 @@ class ChunkTerm(models.Model):
     tf = models.IntegerField()
     dl = models.IntegerField()
 
-    class Meta:
-        indexes = [
-            models.Index(fields=["company_id", "term"], include=["chunk_id", "tf", "dl"], name="chunkterm_company_term")
-        ]
+    # The lexical retriever reads postings through an expression index created in SQL (migration
+    # 0003): (company_id, term, tf / dl DESC) INCLUDE (chunk_id, tf, dl).

@@ -182,6 +182,8 @@ REST_FRAMEWORK = {
 # --- retrieval (rag/retrieval.py explains each) -------------------------------------
 RAG_BM25_K1 = env.float("RAG_BM25_K1", default=1.2)
 RAG_BM25_B = env.float("RAG_BM25_B", default=0.75)
+# Postings scored per query term (highest tf/length first); bounds the lexical leg's work.
+RAG_BM25_POSTINGS_PER_TERM = env.int("RAG_BM25_POSTINGS_PER_TERM", default=2000)
 RAG_FUSION = env("RAG_FUSION", default="blend")  # "blend" (min-max score blend) or "rrf"
 RAG_FUSION_LEXICAL_WEIGHT = env.float("RAG_FUSION_LEXICAL_WEIGHT", default=0.4)
 RAG_RRF_K = env.int("RAG_RRF_K", default=10)
