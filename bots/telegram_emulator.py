@@ -42,7 +42,6 @@ import email.policy
 import itertools
 import json
 import re
-import sys
 import threading
 import time
 import traceback
@@ -53,7 +52,9 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from bots.local_http import LocalHTTPService
 from typing import Any, TypeVar
 
 __all__ = [
@@ -902,22 +903,7 @@ def _method(name: str) -> Callable[[_Handler], _Handler]:
 # The emulator
 # --------------------------------------------------------------------------------------------
 
-class _QuietServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that does not print tracebacks for clients that hung up early
-    (timeouts under test are expected; anything else is still reported)."""
-
-    daemon_threads = True
-    # socketserver's default listen backlog is 5: a burst of clients (load tests, many workers)
-    # would see connect timeouts that the real API never causes.
-    request_queue_size = 1024
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class TelegramEmulator:
+class TelegramEmulator(LocalHTTPService):
     """In-memory Telegram Bot API served over real HTTP on ``host:port`` (0 = a free port).
 
     Thread-safe; use as ``with TelegramEmulator() as tg: ...`` or ``start()``/``stop()``.
@@ -935,8 +921,9 @@ class TelegramEmulator:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
                  strict_html_entities: bool = True, require_https_webhook: bool = False) -> None:
-        self.host = host
-        self._requested_port = port
+        super().__init__(host, port)
+        self.handler_class = _RequestHandler
+        self.server_attribute, self.thread_name = "emulator", "telegram-emulator"
         self.strict_html_entities = strict_html_entities
         self.require_https_webhook = require_https_webhook
         self._lock = threading.RLock()
@@ -950,49 +937,6 @@ class TelegramEmulator:
         self._message_ids: dict[tuple[str, int | str], itertools.count[int]] = {}
         self._callback_queries: dict[str, bool] = {}  # id -> answered
         self._callback_ids = itertools.count(4_382_000_000_000_000_001)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> TelegramEmulator:
-        """Bind and serve in a daemon thread; returns ``self``. Raises ``OSError`` if the port
-        is taken, ``RuntimeError`` if already started."""
-        if self._server is not None:
-            raise RuntimeError("TelegramEmulator already started")
-        server = _QuietServer((self.host, self._requested_port), _RequestHandler)
-        server.emulator = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="telegram-emulator",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> TelegramEmulator:
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port. Raises ``RuntimeError`` before :meth:`start`."""
-        if self._server is None:
-            raise RuntimeError("TelegramEmulator is not started")
-        return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:

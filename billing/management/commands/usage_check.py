@@ -3,8 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.ledger import usage_drift
 from billing.models import PendingUsage
-from saas_bot.errors import ServiceError
-from tenants.selectors import company_get_by_slug
+from tenants.selectors import company_for_command
 
 
 class Command(BaseCommand):
@@ -14,10 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--company", help="Only this company (slug); default all.")
 
     def handle(self, *args, company=None, **options):
-        try:
-            tenant = company_get_by_slug(slug=company) if company else None
-        except ServiceError as exc:
-            raise CommandError(exc.message) from exc
+        tenant = company_for_command(company)
         drift = usage_drift(company=tenant)
         pending = PendingUsage.objects.count()
         for row in drift:

@@ -4,8 +4,7 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.selectors import rows_to_csv, usage_daily, usage_report
-from saas_bot.errors import ServiceError
-from tenants.selectors import company_get_by_slug
+from tenants.selectors import company_for_command
 
 
 def _date(value: str) -> dt.date:
@@ -30,10 +29,7 @@ class Command(BaseCommand):
         if last < first:
             raise CommandError("--end is before --start.")
         if company:
-            try:
-                tenant = company_get_by_slug(slug=company)
-            except ServiceError as exc:
-                raise CommandError(exc.message) from exc
+            tenant = company_for_command(company)
             rows = usage_daily(company=tenant, start=first, end=last)
         else:
             utc = dt.timezone.utc

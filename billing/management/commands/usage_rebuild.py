@@ -1,9 +1,8 @@
 """python manage.py usage_rebuild [--company SLUG]: recompute usage counters from the ledger."""
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from billing.ledger import usage_rebuild
-from saas_bot.errors import ServiceError
-from tenants.selectors import company_get_by_slug
+from tenants.selectors import company_for_command
 
 
 class Command(BaseCommand):
@@ -13,10 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("--company", help="Only this company (slug); default all.")
 
     def handle(self, *args, company=None, **options):
-        try:
-            tenant = company_get_by_slug(slug=company) if company else None
-        except ServiceError as exc:
-            raise CommandError(exc.message) from exc
+        tenant = company_for_command(company)
         result = usage_rebuild(company=tenant)
         self.stdout.write(self.style.SUCCESS(
             f"Rebuilt {result['company_period_counters']} company-period and "
