@@ -22,3 +22,17 @@ def test_staff_edit_a_plan_and_apply_it_now(admin_client):
 
 def test_the_ledger_cannot_be_edited_in_the_admin(admin_client):
     assert admin_client.get("/admin/billing/usageevent/add/").status_code == 403
+
+
+def test_limit_alert_banner_in_the_admin(admin_client):
+    from billing.models import LimitAlert
+    from billing.services import subscription_get_live
+
+    company = company_create(name="Busy Co", slug="busy")
+    plan = Plan.objects.create(code="b", name="B", max_messages_per_period=10)
+    subscription_start(company=company, plan=plan)
+    period = subscription_get_live(company=company).current_period_start
+    LimitAlert.objects.create(company=company, period_start=period, limit="max_messages_per_period", threshold=80,
+                              used=8, maximum=10)
+    page = " ".join(admin_client.get("/admin/").content.decode().split())
+    assert "Busy Co: 80% of this period&#x27;s answered messages used (8 of 10)" in page
