@@ -35,4 +35,4 @@ def test_limit_alert_banner_in_the_admin(admin_client):
     LimitAlert.objects.create(company=company, period_start=period, limit="max_messages_per_period", threshold=80,
                               used=8, maximum=10)
     page = " ".join(admin_client.get("/admin/").content.decode().split())
-    assert "Busy Co: 80% of this period&#x27;s answered messages used (8 of 10)" in page
+    assert "Busy Co: 80% of this period's answered messages used (8 of 10)" in page
