@@ -244,10 +244,34 @@ def _document_write_chunks(*, company: Company, document: Document, title: str, 
         )
         count, length = cursor.fetchone()
     _corpus_stat_add(company.id, count, length)
+    indexed_at = timezone.now()
+    tokens = sum(d.token_count for d in drafts)
     Document.objects.filter(id=document.id).update(
         status=Document.Status.READY, progress=100, error="", title=title[:300], chunk_count=count,
-        token_count=sum(d.token_count for d in drafts), indexed_at=timezone.now(),
+        token_count=tokens, indexed_at=indexed_at,
     )
+    _embedding_usage_record(company=company, document=document, tokens=tokens, at=indexed_at)
+
+
+def _embedding_usage_record(*, company: Company, document: Document, tokens: int, at) -> None:
+    """One ``embedding_tokens`` usage event per indexing of a document (in the indexing transaction).
+
+    Tokens are cl100k counts of the chunk texts (what an OpenAI-compatible endpoint bills; the local
+    model costs nothing unless staff price it in ModelPrice). Without a live subscription there is
+    no period to charge and nothing is recorded.
+    """
+    from billing.ledger import usage_enqueue
+    from billing.models import UsageEvent
+    from billing.services import subscription_get_live
+    from saas_bot.errors import NoLiveSubscription
+
+    try:
+        period = subscription_get_live(company=company, at=at).current_period_start
+    except NoLiveSubscription:
+        return
+    usage_enqueue(company=company, idempotency_key=f"embed:{document.id}:{at.isoformat()}", period_start=period,
+                  kind=UsageEvent.Kind.EMBEDDING_TOKENS, quantity=tokens, model=settings.EMBEDDING_MODEL,
+                  channel="ingest", occurred_at=at)
 
 
 def document_ingest(*, company: Company, document: Document) -> Document:

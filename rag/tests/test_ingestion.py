@@ -101,3 +101,15 @@ def test_ingest_command_unknown_company(db):
 
     with pytest.raises(CommandError, match="No company"):
         call_command("ingest", str(DEMO_DIR / "kb"), company="nope")
+
+
+def test_indexing_records_embedding_tokens_in_the_ledger(company):
+    from billing.models import UsageCounter, UsageEvent
+    from saas_bot.pytest_plugin import record_pending_usage
+
+    (doc,) = ingest_folder_one(company, "sharing-links.md")
+    record_pending_usage()
+    event = UsageEvent.objects.get(kind="embedding_tokens")
+    assert event.quantity == doc.token_count > 0 and event.channel == "ingest"
+    assert UsageCounter.objects.get(company=company).embedding_tokens == doc.token_count
+    assert UsageCounter.objects.get(company=company).messages == 0
