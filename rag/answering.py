@@ -148,13 +148,19 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
     Raises:
         ProviderUnavailable(code="llm_unavailable"): the chat model failed after its retries.
     """
-    query = question
-    if history and len(question.split()) <= FOLLOW_UP_MAX_WORDS:
-        # A short follow-up ("and on the free plan?") is searched together with the previous question;
-        # a full question stands on its own.
-        query = f"{history[-1][0]}\n{question}"
-    chunks = chunk_search(company=company, query=query, k=k)
-    if not is_answerable(question=question, results=chunks):
+    chunks = chunk_search(company=company, query=question, k=k)
+    answerable = is_answerable(question=question, results=chunks)
+    if not answerable and history and len(question.split()) <= FOLLOW_UP_MAX_WORDS:
+        # A short follow-up ("and on the free plan?") that finds nothing on its own is searched
+        # together with the previous question. Its answer is used only if it comes from a document
+        # the question alone already pointed at, so a new, unrelated question is never answered
+        # with the previous topic.
+        follow_up = chunk_search(company=company, query=f"{history[-1][0]}\n{question}", k=k)
+        own_documents = {c.document_id for c in chunks}
+        if follow_up and follow_up[0].document_id in own_documents and \
+                is_answerable(question=question, results=follow_up):
+            chunks, answerable = follow_up, True
+    if not answerable:
         return Answer(text=not_found_text, sources=[], refused=True, chunks=chunks)
     if not settings.OPENAI_API_KEY:
         result = extractive_chain().invoke({"chunks": chunks})

@@ -62,3 +62,12 @@ def test_a_company_never_receives_another_companys_chunks(make_company, company,
     assert {r.document_id for r in chunk_search(company=other, query="sharing links expire", k=5)} == {own.id}
     results = chunk_search(company=company, query="sharing links expire", k=5)
     assert results and all(r.document_id in {d.id for d in demo_kb} for r in results)
+
+
+def test_a_new_short_question_is_not_answered_with_the_previous_topic(company, demo_kb):
+    history = [("how long do sharing links stay valid by default?", "30 days")]
+    alone = answer_question(company=company, question="what are your support hours?")
+    after = answer_question(company=company, question="what are your support hours?", history=history)
+    assert after.sources[0].document == alone.sources[0].document == "contacting-support.html"
+    nonsense = answer_question(company=company, question="banana 2*3=6 [docs] _now_!", history=history)
+    assert nonsense.refused
