@@ -45,7 +45,7 @@ def test_private_question_is_answered_with_sources_and_metered_once(bot, telegra
     update_process(update_pk=row.id)
     record_pending_usage()
     assert len(telegram.sent_messages()) == 1
-    assert UsageEvent.objects.count() == 1 and Message.objects.count() == 1
+    assert UsageEvent.objects.filter(kind="message").count() == 1 and Message.objects.count() == 1
 
 
 def test_unanswerable_question_says_it_does_not_know(bot, telegram, demo_kb):
