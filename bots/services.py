@@ -134,10 +134,12 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
                    update: TelegramUpdate | None = None, started: float | None = None) -> AskResult:
     """Answer ``question`` for ``bot``: reserve quota, retrieve, answer, log, meter. Idempotent per key.
 
-    Order (ARCHITECTURE.md): the company's live subscription and monthly message quota are checked
-    and reserved first (atomically); over the limit the plan's limit message is the reply and nothing
-    is counted. Otherwise the answer chain runs, and the Message row and its usage event
-    (``idempotency_key``, tokens and model as reported by the provider) are written in one transaction.
+    Order (ARCHITECTURE.md, docs/billing.md): the live subscription and every quota window (company
+    messages and tokens per period, the bot's cap, the end user's day) are checked and reserved first,
+    atomically; over a limit the limit message is the reply (once a day per end user) and nothing is
+    counted. Otherwise the answer chain runs, and the Message row, the token settlement and the usage
+    outbox rows (``idempotency_key``; ``<key>:llm`` for provider-reported tokens) are written in one
+    transaction; the ledger is written by a task after commit.
 
     Args:
         idempotency_key: e.g. ``tg:<bot id>:<update_id>``; a second call with it returns the first Message.
