@@ -8,6 +8,8 @@ stopped by pgserver when the last process that opened it exits.
 """
 from __future__ import annotations
 
+import atexit
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,10 @@ def embedded_database_settings(*, var_dir: Path, name: str = DATABASE_NAME) -> d
 
     var_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(var_dir / "pgdata", cleanup_mode="stop")
+    # pgserver stops the server when the last process on its handle list exits, but a process that
+    # was killed (SIGKILL) never leaves the list, and the server would then run forever. Registered
+    # after pgserver's own exit hook, this one runs first and drops the dead from the list.
+    atexit.register(_forget_dead_handles, server)
     info = server.get_postmaster_info()
     host = str(info.socket_dir)
     with psycopg.connect(host=host, dbname="postgres", user="postgres", autocommit=True) as conn:
@@ -52,3 +58,16 @@ def embedded_database_settings(*, var_dir: Path, name: str = DATABASE_NAME) -> d
         "HOST": host,
         "PORT": "",
     }
+
+
+def _forget_dead_handles(server) -> None:
+    """Keep only live processes (and this one) on pgserver's handle list (``.handle_pids.json``)."""
+    import psutil
+
+    try:
+        with server._lock:
+            handles = server.global_process_id_list
+            alive = [pid for pid in handles.get() if pid == os.getpid() or psutil.pid_exists(pid)]
+            handles.put(alive)
+    except Exception:  # never block interpreter exit over housekeeping
+        pass
