@@ -298,13 +298,14 @@ def correct_terms(*, company_id: int, words: list[QueryWord],
     return corrections
 
 
-def lexical_search(*, company_id: int, terms: list[str], limit: int,
-                   weights: dict[str, float] | None = None) -> list[tuple[int, float, int]]:
+def lexical_search(*, company_id: int, terms: list[str], limit: int, weights: dict[str, float] | None = None,
+                   signature: tuple[int, int] | None = None) -> list[tuple[int, float, int]]:
     """BM25 top ``limit`` chunks of the company matching any of ``terms``.
 
     BM25 with Lucene's idf ln(1 + (N - df + 0.5) / (df + 0.5)), k1 = ``RAG_BM25_K1`` (1.2),
     b = ``RAG_BM25_B`` (0.75) (Robertson & Zaragoza 2009; the defaults of Lucene and bm25s).
     ``weights`` scales a term's contribution (typo corrections weigh less than 1; default 1).
+    ``signature``: the company's corpus signature if the caller already read it (saves a query).
 
     Work is bounded: per query term at most ``RAG_BM25_POSTINGS_PER_TERM`` postings are scored,
     those with the highest tf / length (an index-ordered scan, ``chunkterm_company_term_impact``).
@@ -321,7 +322,7 @@ def lexical_search(*, company_id: int, terms: list[str], limit: int,
     # Document frequencies come from the company's cached vocabulary (one GROUP BY per corpus
     # change), so the query reads no posting just to count it. A term the company does not have
     # matches nothing and is dropped.
-    vocabulary = company_vocabulary(company_id)
+    vocabulary = company_vocabulary(company_id, signature)
     known = [t for t in dict.fromkeys(terms) if vocabulary.df_by_term.get(t)]
     if not known:
         return []
@@ -517,7 +518,8 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
     for original, (term, weight) in corrections.items():
         weights.pop(original, None)
         weights[term] = max(weights.get(term, 0.0), weight)
-    lexical = lexical_search(company_id=company.id, terms=list(weights), limit=pool, weights=weights)
+    lexical = lexical_search(company_id=company.id, terms=list(weights), limit=pool, weights=weights,
+                             signature=signature)
     corrected_query = None
     if corrections and settings.RAG_TYPO_REEMBED:
         # The embedding model reads "mesages" as noise: embed the question with the corrections spelt out.
