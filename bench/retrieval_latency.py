@@ -366,14 +366,14 @@ def hnsw_recall(company, vectors: list[list[float]], limit: int = 50, sample: in
     from django.conf import settings
     from django.db import connection, transaction
 
-    from rag.retrieval import _vector_literal, dense_search
+    from rag.retrieval import vector_literal, dense_search
 
     if dense_path(company.id).startswith("exact"):
         return None
     overlaps = []
     for v in vectors[:sample]:
         approx = {cid for cid, _ in dense_search(company_id=company.id, vector=v, limit=limit)}
-        literal = _vector_literal(v)
+        literal = vector_literal(v)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_indexscan = off")
             cursor.execute("SELECT id FROM rag_chunk WHERE company_id = %s ORDER BY embedding <=> %s::vector "

@@ -76,7 +76,8 @@ class RetrievedChunk:
     extra: dict = field(default_factory=dict)
 
 
-def _vector_literal(vector: list[float]) -> str:
+def vector_literal(vector: list[float]) -> str:
+    """A vector as pgvector's text input ``[x1,x2,...]`` (7 decimals), for ``%s::vector`` parameters."""
     return "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
 
 
@@ -378,7 +379,7 @@ def dense_search(*, company_id: int, vector: list[float], limit: int) -> list[tu
         [(chunk_id, cosine similarity)], best first; fewer than ``limit`` only if the
         company has fewer chunks.
     """
-    literal = _vector_literal(vector)
+    literal = vector_literal(vector)
     company_chunks, total_chunks = _company_share(company_id)
     if company_chunks == 0:
         return []
@@ -546,7 +547,7 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
             FROM rag_chunk c JOIN rag_document d ON d.id = c.document_id
             WHERE c.id = ANY(%s) AND c.company_id = %s
             """,
-            [_vector_literal(vector), settings.RAG_TEXT_SEARCH_CONFIG, list(ids), company.id],
+            [vector_literal(vector), settings.RAG_TEXT_SEARCH_CONFIG, list(ids), company.id],
         )
         rows = {row[0]: row for row in cursor.fetchall()}
     cosine = {cid: float(row[7]) for cid, row in rows.items()}

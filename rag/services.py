@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from rag.extraction import extract
 from rag.models import Document
+from rag.retrieval import vector_literal
 from rag.splitting import ChunkDraft, split_sections
 from saas_bot.errors import NotFound, ServiceError, ValidationFailed
 from saas_bot.tasking import enqueue_on_commit
@@ -227,7 +228,7 @@ def _document_write_chunks(*, company: Company, document: Document, title: str, 
             [company.id, document.id,
              list(range(len(drafts))), [d.text for d in drafts], [d.section[:500] for d in drafts],
              [d.page for d in drafts], [d.token_count for d in drafts],
-             ["[" + ",".join(f"{x:.7f}" for x in v) + "]" for v in vectors],
+             [vector_literal(v) for v in vectors],
              [_index_text(title, d) for d in drafts], config],
         )
         cursor.execute(
