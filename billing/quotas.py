@@ -116,11 +116,6 @@ def quota_reserve(*, company: Company, idempotency_key: str, bot=None, end_user_
     return Reservation(idempotency_key, period, True, estimated_tokens)
 
 
-def quota_reserve_message(*, company: Company, idempotency_key: str) -> Reservation:
-    """Reserve one message with no bot, end user or tokens (kept for simple callers)."""
-    return quota_reserve(company=company, idempotency_key=idempotency_key)
-
-
 def quota_settle(*, company: Company, idempotency_key: str, actual_tokens: int) -> None:
     """Replace the reservation's token estimate by the provider-reported ``actual_tokens``; once per key."""
     with transaction.atomic():

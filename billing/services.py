@@ -295,8 +295,3 @@ def plan_ensure_defaults() -> list[Plan]:
         plans.append(plan)
     return plans
 
-
-# Re-exported so callers keep one import path for the message quota and the ledger.
-from billing.ledger import usage_enqueue, usage_record  # noqa: E402,F401
-from billing.quotas import (quota_release_message, quota_reserve, quota_reserve_message,  # noqa: E402,F401
-                            quota_settle)
