@@ -157,6 +157,19 @@ def record_pending_usage() -> int:
                list(PendingUsage.objects.values_list("idempotency_key", flat=True)))
 
 
+def wait_until(predicate, timeout: float = 120.0, interval: float = 0.2):
+    """Poll ``predicate()`` until it returns something truthy (returned); TimeoutError after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")
+
+
 def switch_broker(url: str) -> None:
     """Point this process's Celery app at ``url`` with fresh connection pools (tests only)."""
     from kombu import pools

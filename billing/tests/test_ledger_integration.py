@@ -9,17 +9,9 @@ from billing.ledger import usage_drift, usage_enqueue, usage_sweep
 from billing.models import PendingUsage, UsageCounter, UsageEvent
 from billing.services import subscription_get_live
 from billing.tasks import usage_record_task
+from saas_bot.pytest_plugin import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _wait(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    raise TimeoutError("condition not met in time")
 
 
 def _enqueue_many(company, keys):
@@ -37,7 +29,7 @@ def test_exactly_one_event_per_key_through_redelivery_worker_kill_and_broker_out
     for key in keys[:20]:
         for _ in range(5):  # Celery delivers the same task again and again
             usage_record_task.delay(key)
-    _wait(lambda: not PendingUsage.objects.exists())
+    wait_until(lambda: not PendingUsage.objects.exists())
 
     # A worker killed in the middle of recording: the rest waits in the outbox and is swept.
     _enqueue_many(company, keys[20:40])  # the worker is killed right after, possibly mid-task
@@ -45,7 +37,7 @@ def test_exactly_one_event_per_key_through_redelivery_worker_kill_and_broker_out
     worker.wait(timeout=10)
     celery_workers(private_redis.url, CELERY_VISIBILITY_TIMEOUT="5")
     usage_sweep(older_than_seconds=0)
-    _wait(lambda: not PendingUsage.objects.exists())
+    wait_until(lambda: not PendingUsage.objects.exists())
 
     # Redis stopped: answers still write their usage (outbox); after Redis is back the sweep sends it.
     private_redis.stop()
@@ -55,7 +47,7 @@ def test_exactly_one_event_per_key_through_redelivery_worker_kill_and_broker_out
     assert PendingUsage.objects.count() == 20
     private_redis.start()
     usage_sweep(older_than_seconds=0)
-    _wait(lambda: not PendingUsage.objects.exists())
+    wait_until(lambda: not PendingUsage.objects.exists())
 
     assert UsageEvent.objects.count() == 60
     assert sorted(UsageEvent.objects.values_list("idempotency_key", flat=True)) == sorted(keys)

@@ -4,17 +4,14 @@ One test runs in the embedded default (no broker: processing in a background thr
 process); the integration tests run a real Celery worker against Redis.
 """
 import os
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
-from django.db import connection
 
 from billing.models import UsageEvent
 from bots.models import Message, TelegramUpdate
-from saas_bot.pytest_plugin import BASE_DIR, DEMO_DIR, ingest_folder, make_update
+from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder, make_update, switch_broker, wait_until
 
 
 def _post(base_url, bot, payload):
@@ -42,53 +39,12 @@ def test_eager_default_answers_through_the_live_server(live_server, bot, telegra
 
 
 @pytest.fixture
-def celery_worker_process(redis_url, telegram, settings):
-    """A real Celery worker (solo pool) on Redis, using the test database; the test process sends to Redis."""
-    from saas_bot.celery import app
-
+def celery_worker_process(redis_url, telegram, celery_workers):
+    """A real Celery worker on Redis (the plugin's ``celery_workers``), after the emulator is up."""
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
-    env = dict(os.environ, REDIS_URL=redis_url, CELERY_BROKER_URL=redis_url,
-               TELEGRAM_API_BASE_URL=telegram.base_url, DATABASE_NAME=connection.settings_dict["NAME"],
-               LOG_LEVEL="WARNING")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "saas_bot", "worker", "-P", "solo", "--without-gossip",
-         "--without-mingle", "--loglevel=WARNING"], cwd=BASE_DIR, env=env)
-    old = {k: app.conf[k] for k in ("broker_url", "task_always_eager")}
-    app.conf.task_always_eager = False
-    _switch_broker(app, redis_url)
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    try:
-        yield worker
-    finally:
-        app.conf.task_always_eager = old["task_always_eager"]
-        _switch_broker(app, old["broker_url"])
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-
-
-def _switch_broker(app, url):
-    """Point the test process's Celery app at ``url`` with fresh connection pools."""
-    from kombu import pools
-
-    app.conf.broker_url = url
-    pools.reset()  # kombu keeps global producer pools per connection; drop them all
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-def _wait(predicate, timeout=90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError("condition not met in time")
+    return celery_workers(redis_url)
 
 
 @pytest.mark.integration
@@ -97,7 +53,6 @@ def test_real_worker_answers_once_despite_redelivery_and_a_broker_outage(live_se
                                                                           celery_worker_process):
     from bots.tasks import process_update_task
     from bots.updates import inbox_sweep
-    from saas_bot.celery import app
 
     ingest_folder(bot.company, DEMO_DIR / "kb")
     question = make_update("what are your support hours?", chat_id=6101)
@@ -107,21 +62,21 @@ def test_real_worker_answers_once_despite_redelivery_and_a_broker_outage(live_se
     for _ in range(3):  # Celery redelivers the task
         process_update_task.delay(row.id)
     telegram.wait_for_messages(1, timeout=120, chat_id=6101)
-    _wait(lambda: TelegramUpdate.objects.filter(id=row.id, status="done").exists())
+    wait_until(lambda: TelegramUpdate.objects.filter(id=row.id, status="done").exists(), timeout=90)
     time.sleep(2)  # let the duplicate tasks run out
     assert len(telegram.sent_messages(chat_id=6101)) == 1
     assert UsageEvent.objects.filter(idempotency_key=f"tg:{bot.id}:{question['update_id']}").count() == 1
     assert Message.objects.filter(update=row).count() == 1
 
     # Broker down: the webhook still acknowledges and stores; the sweep sends it once the broker is back.
-    _switch_broker(app, "redis://127.0.0.1:1/0")
+    switch_broker("redis://127.0.0.1:1/0")
     help_update = make_update("/help", chat_id=6102, entities=[{"type": "bot_command", "offset": 0, "length": 5}])
     started = time.monotonic()
     assert _post(live_server.url, bot, help_update).status_code == 200
     assert time.monotonic() - started < 10
     stored = TelegramUpdate.objects.get(update_id=help_update["update_id"])
     assert stored.status == "pending"
-    _switch_broker(app, os.environ.get("REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/15"))
+    switch_broker(os.environ.get("REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/15"))
     assert inbox_sweep(stale_seconds=0) >= 1
     telegram.wait_for_messages(1, timeout=60, chat_id=6102)
-    _wait(lambda: TelegramUpdate.objects.filter(id=stored.id, status="done").exists())
+    wait_until(lambda: TelegramUpdate.objects.filter(id=stored.id, status="done").exists(), timeout=90)
