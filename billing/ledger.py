@@ -172,35 +172,44 @@ def usage_sweep(*, older_than_seconds: int = 30) -> int:
     return len(keys)
 
 
-_REBUILD_COMPANY = """
-    INSERT INTO billing_usagecounter (company_id, period_start, messages, tokens, embedding_tokens, cost, updated_at)
+# The counters as the ledger says they should be; the rebuild inserts these rows and the drift
+# check compares the counters with them, so both read the ledger the same way.
+_LEDGER_BY_PERIOD = """
     SELECT company_id, period_start,
-           count(*) FILTER (WHERE kind = 'message'),
-           coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE kind = 'llm_tokens'), 0),
-           coalesce(sum(quantity) FILTER (WHERE kind = 'embedding_tokens'), 0),
-           coalesce(sum(cost), 0), now()
+           count(*) FILTER (WHERE kind = 'message') AS messages,
+           coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE kind = 'llm_tokens'), 0) AS tokens,
+           coalesce(sum(quantity) FILTER (WHERE kind = 'embedding_tokens'), 0) AS embedding_tokens,
+           coalesce(sum(cost), 0) AS cost
     FROM billing_usageevent {where} GROUP BY company_id, period_start
 """
-_REBUILD_END_USER = """
-    INSERT INTO billing_enduserdailycounter (company_id, end_user_id, day, messages)
-    SELECT company_id, end_user_id, (occurred_at AT TIME ZONE 'UTC')::date, count(*)
+_LEDGER_BY_END_USER_DAY = """
+    SELECT company_id, end_user_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*) AS messages
     FROM billing_usageevent {where} {and_} kind = 'message' AND end_user_id IS NOT NULL
     GROUP BY company_id, end_user_id, (occurred_at AT TIME ZONE 'UTC')::date
 """
 
 
+def _company_filter(company: Company | None) -> tuple[dict[str, str], list]:
+    if company is None:
+        return {"where": "", "and_": "WHERE"}, []
+    return {"where": "WHERE company_id = %s", "and_": "AND"}, [company.id]
+
+
 @transaction.atomic
 def usage_rebuild(*, company: Company | None = None) -> dict[str, int]:
     """Recompute the derived counters from the ledger (all companies, or one). Returns row counts."""
-    where, params = ("WHERE company_id = %s", [company.id]) if company else ("", [])
+    sql, params = _company_filter(company)
     with connection.cursor() as cursor:
         # Lock out concurrent recorders of these companies while the counters are replaced.
         cursor.execute("LOCK TABLE billing_usagecounter, billing_enduserdailycounter IN EXCLUSIVE MODE")
-        cursor.execute(f"DELETE FROM billing_usagecounter {where}", params)
-        cursor.execute(f"DELETE FROM billing_enduserdailycounter {where}", params)
-        cursor.execute(_REBUILD_COMPANY.format(where=where), params)
+        cursor.execute(f"DELETE FROM billing_usagecounter {sql['where']}", params)
+        cursor.execute(f"DELETE FROM billing_enduserdailycounter {sql['where']}", params)
+        cursor.execute("INSERT INTO billing_usagecounter (company_id, period_start, messages, tokens, "
+                       "embedding_tokens, cost, updated_at) SELECT *, now() FROM ("
+                       + _LEDGER_BY_PERIOD.format(**sql) + ") ledger", params)
         company_rows = cursor.rowcount
-        cursor.execute(_REBUILD_END_USER.format(where=where, and_="AND" if where else "WHERE"), params)
+        cursor.execute("INSERT INTO billing_enduserdailycounter (company_id, end_user_id, day, messages) "
+                       + _LEDGER_BY_END_USER_DAY.format(**sql), params)
         user_rows = cursor.rowcount
     return {"company_period_counters": company_rows, "end_user_day_counters": user_rows}
 
@@ -211,20 +220,14 @@ def usage_drift(*, company: Company | None = None) -> list[dict]:
     Returns:
         [{"company_id", "period_start" or "day", "end_user_id"?, "field", "counter", "ledger"}].
     """
-    where, params = ("WHERE company_id = %s", [company.id]) if company else ("", [])
+    sql, params = _company_filter(company)
     drift: list[dict] = []
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH ledger AS (
-                SELECT company_id, period_start,
-                       count(*) FILTER (WHERE kind = 'message') AS messages,
-                       coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE kind = 'llm_tokens'), 0) AS tokens,
-                       coalesce(sum(quantity) FILTER (WHERE kind = 'embedding_tokens'), 0) AS embedding_tokens,
-                       coalesce(sum(cost), 0) AS cost
-                FROM billing_usageevent {where} GROUP BY company_id, period_start),
+            WITH ledger AS ({_LEDGER_BY_PERIOD.format(**sql)}),
             counters AS (SELECT company_id, period_start, messages, tokens, embedding_tokens, cost
-                         FROM billing_usagecounter {where})
+                         FROM billing_usagecounter {sql['where']})
             SELECT coalesce(l.company_id, c.company_id), coalesce(l.period_start, c.period_start),
                    l.messages, c.messages, l.tokens, c.tokens, l.embedding_tokens, c.embedding_tokens, l.cost, c.cost
             FROM ledger l FULL JOIN counters c ON l.company_id = c.company_id AND l.period_start = c.period_start
@@ -240,11 +243,8 @@ def usage_drift(*, company: Company | None = None) -> list[dict]:
                                   "counter": str(counter_value), "ledger": str(ledger_value)})
         cursor.execute(
             f"""
-            WITH ledger AS (SELECT company_id, end_user_id, (occurred_at AT TIME ZONE 'UTC')::date AS day,
-                                   count(*) AS messages
-                            FROM billing_usageevent {where} {"AND" if where else "WHERE"} kind = 'message'
-                              AND end_user_id IS NOT NULL GROUP BY 1, 2, 3),
-            counters AS (SELECT company_id, end_user_id, day, messages FROM billing_enduserdailycounter {where})
+            WITH ledger AS ({_LEDGER_BY_END_USER_DAY.format(**sql)}),
+            counters AS (SELECT company_id, end_user_id, day, messages FROM billing_enduserdailycounter {sql['where']})
             SELECT coalesce(l.company_id, c.company_id), coalesce(l.end_user_id, c.end_user_id),
                    coalesce(l.day, c.day), l.messages, c.messages
             FROM ledger l FULL JOIN counters c
