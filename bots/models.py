@@ -52,6 +52,18 @@ class Bot(models.Model):
     limit_message = models.TextField(blank=True, help_text="Sent to end users at a limit; empty = the plan's.")
     max_messages_per_period = models.PositiveIntegerField(
         null=True, blank=True, help_text="This bot's cap within the plan (answered messages per period).")
+    class EditedMessages(models.TextChoices):
+        IGNORE = "ignore", "Ignore (reply once that edits are not answered)"
+        ANSWER = "answer", "Answer the edited question again"
+
+    edited_messages = models.CharField(max_length=10, choices=EditedMessages.choices, default=EditedMessages.IGNORE,
+                                       help_text="What to do when an end user edits a question already sent.")
+    conversation_idle_minutes = models.PositiveIntegerField(
+        default=60, help_text="A conversation ends after this many minutes without messages (its memory is "
+                              "not used for the next question). /new ends it at once.")
+    collections = models.ManyToManyField(
+        "rag.Collection", blank=True, related_name="bots",
+        help_text="Answer only from these collections' documents. None chosen = all the company's documents.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     webhook_url = models.URLField(blank=True)
     last_error = models.TextField(blank=True)
@@ -95,6 +107,30 @@ class TelegramUpdate(models.Model):
         indexes = [models.Index(fields=["status", "received_at"], name="telegramupdate_status_received")]
 
 
+class TelegramUser(models.Model):
+    """An end user (a Telegram account) a bot has heard from."""
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="end_users")
+    telegram_user_id = models.BigIntegerField()
+    username = models.CharField(max_length=64, blank=True)
+    first_name = models.CharField(max_length=255, blank=True)
+    last_name = models.CharField(max_length=255, blank=True)
+    language_code = models.CharField(max_length=16, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "end user"
+        constraints = [models.UniqueConstraint(fields=["bot", "telegram_user_id"], name="telegramuser_unique_bot_user")]
+
+    def __str__(self) -> str:
+        name = " ".join(part for part in (self.first_name, self.last_name) if part)
+        return f"@{self.username}" if self.username else (name or str(self.telegram_user_id))
+
+
 class Chat(models.Model):
     """A Telegram chat (private, group, supergroup, channel) a bot has seen."""
 
@@ -104,6 +140,7 @@ class Chat(models.Model):
     type = models.CharField(max_length=20)
     title = models.CharField(max_length=255, blank=True)
     username = models.CharField(max_length=64, blank=True)
+    is_forum = models.BooleanField(default=False, help_text="A supergroup with topics; replies go to the topic.")
     is_blocked = models.BooleanField(default=False, help_text="The user blocked the bot; nothing is sent.")
     start_param = models.CharField(max_length=64, blank=True, help_text="Deep-link parameter of /start.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -130,9 +167,16 @@ class Conversation(models.Model):
     company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="+")
     bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="conversations")
     chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.CASCADE, related_name="conversations")
+    thread_id = models.BigIntegerField(null=True, blank=True, help_text="Forum topic (message_thread_id).")
+    end_user = models.ForeignKey(TelegramUser, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="conversations")
     channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.TELEGRAM)
     started_at = models.DateTimeField(auto_now_add=True)
     last_message_at = models.DateTimeField(auto_now=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Set by /new or the idle timeout.")
+
+    class Meta:
+        indexes = [models.Index(fields=["chat", "thread_id", "-started_at"], name="conversation_chat_thread")]
 
     objects = CompanyQuerySet.as_manager()
 
@@ -163,6 +207,15 @@ class Message(models.Model):
     model = models.CharField(max_length=100, blank=True)
     latency_ms = models.IntegerField(default=0, help_text="From update received (or question asked) to answer ready.")
     delivered_at = models.DateTimeField(null=True, blank=True)
+    telegram_message_ids = models.JSONField(default=list, blank=True,
+                                            help_text="Ids of the Telegram messages that carried the answer.")
+
+    class Feedback(models.IntegerChoices):
+        UP = 1, "👍"
+        DOWN = -1, "👎"
+
+    feedback = models.SmallIntegerField(choices=Feedback.choices, null=True, blank=True)
+    feedback_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CompanyQuerySet.as_manager()

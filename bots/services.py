@@ -173,7 +173,7 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
                                      latency_ms=_ms(started)), update)
     try:
         answer = answer_question(company=company, question=question, persona=bot.persona,
-                                 history=_history(conversation))
+                                 history=_history(conversation), document_ids=bot_document_ids(bot))
     except ProviderUnavailable:
         raise
     except Exception:
@@ -199,6 +199,17 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
                               model=answer.model, **common)
     Conversation.objects.filter(id=conversation.id).update(last_message_at=timezone.now())
     return result
+
+
+def bot_document_ids(bot: Bot) -> list[int] | None:
+    """The documents ``bot`` may answer from: None = all the company's; else those in its collections."""
+    from rag.models import Document
+
+    collection_ids = list(bot.collections.values_list("id", flat=True))
+    if not collection_ids:
+        return None
+    return list(Document.objects.for_company(bot.company_id).filter(collection_id__in=collection_ids)
+                .values_list("id", flat=True))
 
 
 def _estimate_tokens(bot: Bot, question: str) -> int:

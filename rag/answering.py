@@ -133,13 +133,15 @@ def _history_block(history: list[tuple[str, str]] | None) -> str:
 
 
 def answer_question(*, company: Company, question: str, persona: str = "", k: int = 5,
-                    history: list[tuple[str, str]] | None = None, not_found_text: str = NOT_FOUND_TEXT) -> Answer:
+                    history: list[tuple[str, str]] | None = None, not_found_text: str = NOT_FOUND_TEXT,
+                    document_ids: list[int] | None = None) -> Answer:
     """Answer ``question`` from ``company``'s documents.
 
     Args:
         persona: the bot's system prompt (used by the chat model).
         k: chunks retrieved as context.
         history: earlier (question, answer) turns of the same conversation, oldest first.
+        document_ids: answer only from these documents (None = all the company's).
 
     Returns:
         An Answer; ``refused`` is True (with ``not_found_text``) when nothing relevant was found
@@ -148,14 +150,15 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
     Raises:
         ProviderUnavailable(code="llm_unavailable"): the chat model failed after its retries.
     """
-    chunks = chunk_search(company=company, query=question, k=k)
+    chunks = chunk_search(company=company, query=question, k=k, document_ids=document_ids)
     answerable = is_answerable(question=question, results=chunks)
     if not answerable and history and len(question.split()) <= FOLLOW_UP_MAX_WORDS:
         # A short follow-up ("and on the free plan?") that finds nothing on its own is searched
         # together with the previous question. Its answer is used only if it comes from a document
         # the question alone already pointed at, so a new, unrelated question is never answered
         # with the previous topic.
-        follow_up = chunk_search(company=company, query=f"{history[-1][0]}\n{question}", k=k)
+        follow_up = chunk_search(company=company, query=f"{history[-1][0]}\n{question}", k=k,
+                                 document_ids=document_ids)
         own_documents = {c.document_id for c in chunks}
         if follow_up and follow_up[0].document_id in own_documents and \
                 is_answerable(question=question, results=follow_up):

@@ -42,12 +42,11 @@ class Extracted:
     sections: list[Section]
 
 
-def extract(*, file_name: str, data: bytes) -> Extracted:
-    """Extract text from ``data`` according to the extension of ``file_name``.
+def require_supported(file_name: str) -> str:
+    """The lower-cased extension of ``file_name`` if we can read it.
 
     Raises:
-        UnsupportedDocument(code="document_unsupported_type"): unknown extension.
-        UnreadableDocument(code="document_unreadable"): corrupt file or no text in it.
+        UnsupportedDocument(code="document_unsupported_type"): not in ``SUPPORTED_EXTENSIONS``.
     """
     suffix = PurePath(file_name).suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
@@ -56,6 +55,17 @@ def extract(*, file_name: str, data: bytes) -> Extracted:
             message=f"'{file_name}': unsupported file type '{suffix or '(none)'}'. "
             f"Supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}.",
         )
+    return suffix
+
+
+def extract(*, file_name: str, data: bytes) -> Extracted:
+    """Extract text from ``data`` according to the extension of ``file_name``.
+
+    Raises:
+        UnsupportedDocument(code="document_unsupported_type"): unknown extension.
+        UnreadableDocument(code="document_unreadable"): corrupt file or no text in it.
+    """
+    suffix = require_supported(file_name)
     fallback_title = PurePath(file_name).stem.replace("-", " ").replace("_", " ").strip().capitalize()
     try:
         if suffix == ".pdf":

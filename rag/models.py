@@ -11,6 +11,24 @@ from saas_bot.models import CompanyQuerySet
 EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2
 
 
+class Collection(models.Model):
+    """A named group of a company's documents; a bot may be limited to some collections."""
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="collections")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["company", "name"], name="collection_unique_company_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Document(models.Model):
     """An uploaded file (or URL / pasted text) of one company, and its indexing state."""
 
@@ -24,6 +42,10 @@ class Document(models.Model):
     title = models.CharField(max_length=300)
     file_name = models.CharField(max_length=255, help_text="Original file name; answers cite it.")
     file = models.FileField(upload_to="documents/%Y/%m/", blank=True)
+    source_url = models.URLField(max_length=2000, blank=True, help_text="The page it was fetched from, if any.")
+    collection = models.ForeignKey(Collection, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="documents",
+                                   help_text="Optional group; bots can be limited to some collections.")
     checksum = models.CharField(max_length=64, help_text="SHA-256 of the content; same content is indexed once.")
     size_bytes = models.BigIntegerField(default=0)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)

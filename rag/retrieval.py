@@ -492,7 +492,7 @@ def corrected_question(query: str, replacements: dict[str, str]) -> str:
 
 
 def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list[float] | None = None,
-                 candidates: int | None = None) -> list[RetrievedChunk]:
+                 candidates: int | None = None, document_ids: list[int] | None = None) -> list[RetrievedChunk]:
     """The company's best ``k`` chunks for ``query``, fused from the BM25 and dense legs.
 
     Args:
@@ -500,6 +500,9 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
         k: how many chunks to return.
         query_vector: the query's embedding if already computed (else embedded here).
         candidates: pool size per leg (default ``RAG_CANDIDATES``, at least ``k``).
+        document_ids: only these documents (a bot limited to some collections); None = all. The legs
+            search the whole company with a pool ``RAG_SCOPED_POOL_FACTOR`` times larger and the
+            candidates outside the scope are dropped before fusion.
 
     Fusion (``RAG_FUSION``): "blend" = w * (BM25 / max BM25) + (1 - w) * minmax(cosine) over the pooled
     candidates, w = ``RAG_FUSION_LEXICAL_WEIGHT``; "rrf" = sum of 1 / (``RAG_RRF_K`` + rank). Then a
@@ -510,6 +513,10 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
     from rag.embeddings import embed_query
 
     pool = max(k, candidates or settings.RAG_CANDIDATES)
+    if document_ids is not None:
+        if not document_ids:
+            return []
+        pool *= settings.RAG_SCOPED_POOL_FACTOR
     vector = query_vector if query_vector is not None else embed_query(query)
     signature = _corpus_signature(company.id)
     words = query_words(company_id=company.id, query=query)
@@ -545,11 +552,14 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
                    CASE WHEN c.section = '' THEN '{}'::text[]
                         ELSE tsvector_to_array(to_tsvector(%s::regconfig, c.section)) END
             FROM rag_chunk c JOIN rag_document d ON d.id = c.document_id
-            WHERE c.id = ANY(%s) AND c.company_id = %s
+            WHERE c.id = ANY(%s) AND c.company_id = %s AND (%s::bigint[] IS NULL OR c.document_id = ANY(%s))
             """,
-            [vector_literal(vector), settings.RAG_TEXT_SEARCH_CONFIG, list(ids), company.id],
+            [vector_literal(vector), settings.RAG_TEXT_SEARCH_CONFIG, list(ids), company.id,
+             document_ids, document_ids],
         )
         rows = {row[0]: row for row in cursor.fetchall()}
+    if not rows:
+        return []
     cosine = {cid: float(row[7]) for cid, row in rows.items()}
     keys = set(rows)
     if settings.RAG_FUSION == "rrf":

@@ -11,14 +11,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Callable, Iterable
+from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
-from rag.extraction import extract
-from rag.models import Document
+from rag.extraction import extract, require_supported
+from rag.models import Collection, Document
 from rag.retrieval import vector_literal
 from rag.splitting import ChunkDraft, split_sections
 from saas_bot.errors import NotFound, ServiceError, ValidationFailed
@@ -36,25 +38,30 @@ def _checksum(data: bytes) -> str:
 
 
 def document_add(*, company: Company, file_name: str, data: bytes, title: str | None = None,
-                 schedule: bool = True) -> tuple[Document, bool]:
+                 schedule: bool = True, collection: Collection | None = None,
+                 source_url: str = "") -> tuple[Document, bool]:
     """Store an uploaded file as a pending Document and schedule its ingestion.
 
     Args:
         file_name: the original name; its extension picks the extractor.
         data: the file's bytes (at most ``DOCUMENT_MAX_BYTES``).
         schedule: enqueue ingestion on commit (the ``ingest`` command batches instead).
+        collection: optional Collection of the same company.
+        source_url: the page the bytes were fetched from (``document_add_url``).
 
     Returns:
         (document, created). Same content already stored for this company (same
         SHA-256): the existing document and ``created=False``; nothing is indexed twice.
 
     Raises:
-        ValidationFailed(code="document_too_large" | "document_empty").
+        ValidationFailed(code="document_unsupported_type" | "document_too_large" | "document_empty"):
+            checked before anything is stored.
         QuotaExceeded(code="quota_documents" | "quota_storage"): plan limit reached.
     """
     from billing.services import quota_check_document_add
 
     name = PurePath(file_name).name or "document"
+    require_supported(name)
     if len(data) > settings.DOCUMENT_MAX_BYTES:
         raise ValidationFailed(
             code="document_too_large",
@@ -69,8 +76,11 @@ def document_add(*, company: Company, file_name: str, data: bytes, title: str | 
     quota_check_document_add(company=company, size_bytes=len(data))
     try:
         with transaction.atomic():
+            if collection is not None and collection.company_id != company.id:
+                raise NotFound(code="collection_not_found", message="Collection not found.")
             document = Document(company=company, title=(title or "").strip()[:300] or PurePath(name).stem,
-                                file_name=name, checksum=checksum, size_bytes=len(data))
+                                file_name=name, checksum=checksum, size_bytes=len(data),
+                                collection=collection, source_url=source_url[:2000])
             document.file.save(name, ContentFile(data), save=False)
             document.save()
             if schedule:
@@ -80,6 +90,71 @@ def document_add(*, company: Company, file_name: str, data: bytes, title: str | 
     except IntegrityError:  # the same content was added concurrently
         return Document.objects.for_company(company).get(checksum=checksum), False
     return document, True
+
+
+def document_add_text(*, company: Company, title: str, text: str,
+                      collection: Collection | None = None) -> tuple[Document, bool]:
+    """Store pasted text as a Markdown document (headings with ``#`` become sections) and schedule it.
+
+    Returns and raises as ``document_add``; also ValidationFailed(code="document_title_missing").
+    """
+    title = (title or "").strip()
+    if not title:
+        raise ValidationFailed(code="document_title_missing", message="Give the text a title.")
+    stem = slugify(title)[:80] or "text"
+    return document_add(company=company, file_name=f"{stem}.md", data=(text or "").strip().encode("utf-8"),
+                        title=title, collection=collection)
+
+
+# What a fetched page may be, by Content-Type, and the extension that picks its extractor.
+URL_CONTENT_TYPES = {"text/html": ".html", "application/xhtml+xml": ".html", "text/plain": ".txt",
+                     "text/markdown": ".md", "application/pdf": ".pdf",
+                     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx"}
+
+
+def document_add_url(*, company: Company, url: str, title: str | None = None,
+                     collection: Collection | None = None) -> tuple[Document, bool]:
+    """Fetch ``url`` (http/https, redirects followed, at most ``DOCUMENT_MAX_BYTES``) and store it as a document.
+
+    The Content-Type picks the extractor (``URL_CONTENT_TYPES``: HTML, plain text, Markdown, PDF, DOCX).
+    Fetching uses httpx with ``DOCUMENT_URL_TIMEOUT_SECONDS``.
+
+    Returns and raises as ``document_add``, and:
+        ValidationFailed(code="document_url_invalid"): not an http(s) URL.
+        ValidationFailed(code="document_url_unreachable"): network error or a non-2xx status.
+        ValidationFailed(code="document_unsupported_type"): a Content-Type we cannot read.
+        ValidationFailed(code="document_too_large"): the body is over the limit.
+    """
+    import httpx
+
+    url = (url or "").strip()
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValidationFailed(code="document_url_invalid", message="Give a full http:// or https:// URL.")
+    limit = settings.DOCUMENT_MAX_BYTES
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=settings.DOCUMENT_URL_TIMEOUT_SECONDS,
+                          headers={"User-Agent": "saas_bot document fetcher"}) as response:
+            if response.status_code >= 400:
+                raise ValidationFailed(code="document_url_unreachable",
+                                       message=f"{url} answered HTTP {response.status_code}.")
+            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            suffix = URL_CONTENT_TYPES.get(content_type)
+            if suffix is None:
+                raise ValidationFailed(code="document_unsupported_type",
+                                       message=f"{url} is '{content_type or 'unknown'}'; supported: "
+                                               f"{', '.join(sorted(URL_CONTENT_TYPES))}.")
+            body = bytearray()
+            for piece in response.iter_bytes():
+                body.extend(piece)
+                if len(body) > limit:
+                    raise ValidationFailed(code="document_too_large",
+                                           message=f"{url} is larger than {limit} bytes.")
+    except httpx.HTTPError as exc:
+        raise ValidationFailed(code="document_url_unreachable", message=f"{url} could not be fetched: {exc}") from exc
+    stem = slugify(PurePath(parsed.path).stem or parsed.netloc)[:80] or "page"
+    return document_add(company=company, file_name=f"{stem}{suffix}", data=bytes(body), title=title,
+                        collection=collection, source_url=url)
 
 
 @dataclass

@@ -122,6 +122,7 @@ STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # Uploads over this size are refused by the ingestion service (bytes).
 DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=20 * 1024 * 1024)
+DOCUMENT_URL_TIMEOUT_SECONDS = env.float("DOCUMENT_URL_TIMEOUT_SECONDS", default=20.0)
 
 # --- Celery -------------------------------------------------------------------
 # No broker configured: tasks run in-process (eager). REDIS_URL or CELERY_BROKER_URL: a real worker.
@@ -196,6 +197,8 @@ RAG_RRF_K = env.int("RAG_RRF_K", default=10)
 # Lift of a chunk whose section heading contains the question's terms (0 = off).
 RAG_SECTION_BOOST = env.float("RAG_SECTION_BOOST", default=0.1)
 RAG_CANDIDATES = env.int("RAG_CANDIDATES", default=50)
+# A bot limited to some collections searches a pool this many times larger, then drops other documents.
+RAG_SCOPED_POOL_FACTOR = env.int("RAG_SCOPED_POOL_FACTOR", default=4)
 RAG_EXACT_SEARCH_MAX_CHUNKS = env.int("RAG_EXACT_SEARCH_MAX_CHUNKS", default=2000)
 RAG_HNSW_EF_SEARCH_MAX = env.int("RAG_HNSW_EF_SEARCH_MAX", default=1000)
 # Typo tolerance of the lexical leg: unknown words matched to the company's terms within 1 edit

@@ -36,11 +36,12 @@ def test_bad_files_fail_with_a_clear_reason_and_do_not_stop_the_rest(company):
         try:
             document, _ = document_add(company=company, file_name=path.name, data=path.read_bytes(), schedule=False)
             docs.append(document)
-        except ValidationFailed as exc:
-            assert path.name == "empty.txt" and exc.code == "document_empty"
+        except ValidationFailed as exc:  # refused before anything is stored
+            assert (path.name, exc.code) in {("empty.txt", "document_empty"),
+                                             ("notes.xyz", "document_unsupported_type")}
+            assert path.name != "notes.xyz" or "unsupported file type" in exc.message
     result = {d.file_name: d for d in documents_ingest(company=company, documents=docs)}
-    assert result["sharing-links.md"].status == "ready"
-    assert result["notes.xyz"].status == "failed" and "unsupported file type" in result["notes.xyz"].error
+    assert result["sharing-links.md"].status == "ready" and "notes.xyz" not in result
     assert result["broken.pdf"].status == "failed" and "could not be read" in result["broken.pdf"].error
     assert result["corrupt.docx"].status == "failed" and result["corrupt.docx"].error
 
@@ -113,3 +114,68 @@ def test_indexing_records_embedding_tokens_in_the_ledger(company):
     assert event.quantity == doc.token_count > 0 and event.channel == "ingest"
     assert UsageCounter.objects.get(company=company).embedding_tokens == doc.token_count
     assert UsageCounter.objects.get(company=company).messages == 0
+
+
+def test_pasted_text_and_collections_scope_what_a_bot_answers_from(company, bot):
+    from bots.services import bot_document_ids
+    from rag.answering import answer_question
+    from rag.models import Collection
+    from rag.services import document_add_text
+
+    billing = Collection.objects.create(company=company, name="Billing")
+    refunds, created = document_add_text(company=company, title="Refund policy", collection=billing,
+                                         text="# Refunds\n\nRefunds are paid within 14 days to the original card.")
+    other, _ = document_add_text(company=company, title="Office pets",
+                                 text="# Pets\n\nDogs are welcome in the office on Fridays.")
+    assert created and refunds.file_name == "refund-policy.md" and refunds.collection == billing
+    documents_ingest(company=company, documents=[refunds, other])
+    assert bot_document_ids(bot) is None  # no collection chosen: every document
+    bot.collections.add(billing)
+    scope = bot_document_ids(bot)
+    assert scope == [refunds.id]
+    assert not answer_question(company=company, question="are dogs welcome in the office?").refused
+    assert answer_question(company=company, question="are dogs welcome in the office?", document_ids=scope).refused
+    assert not answer_question(company=company, question="when are refunds paid?", document_ids=scope).refused
+    with pytest.raises(ValidationFailed) as untitled:
+        document_add_text(company=company, title=" ", text="x")
+    assert untitled.value.code == "document_title_missing"
+
+
+def test_document_from_url_is_fetched_over_http_and_bad_urls_are_refused(company, telegram):
+    from rag.services import document_add_url
+
+    page = telegram.base_url  # any live local HTTP server: the emulator answers 404 on unknown paths
+    for url, code in [("ftp://example.com/x", "document_url_invalid"), ("not a url", "document_url_invalid"),
+                      (f"{page}/no-such-page", "document_url_unreachable"),
+                      ("http://127.0.0.1:9/closed", "document_url_unreachable")]:
+        with pytest.raises(ValidationFailed) as refused:
+            document_add_url(company=company, url=url)
+        assert refused.value.code == code
+    assert Document.objects.count() == 0
+
+
+def test_document_from_url_is_stored_with_its_source_and_ingested(company, tmp_path):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from rag.services import document_add_url
+
+    (tmp_path / "returns.html").write_text("<html><head><title>Returns</title></head><body><h1>Returns</h1>"
+                                           "<p>Items can be returned within 30 days of delivery.</p></body></html>")
+    (tmp_path / "logo.png").write_bytes(b"\x89PNG\r\n")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        document, created = document_add_url(company=company, url=f"{base}/returns.html")
+        with pytest.raises(ValidationFailed) as image:
+            document_add_url(company=company, url=f"{base}/logo.png")
+    finally:
+        server.shutdown()
+    assert image.value.code == "document_unsupported_type"
+    assert created and document.source_url == f"{base}/returns.html" and document.file_name == "returns.html"
+    (ready,) = documents_ingest(company=company, documents=[document])
+    assert ready.status == "ready" and ready.chunk_count >= 1 and ready.title == "Returns"
+    assert Document.objects.count() == 1
