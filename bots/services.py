@@ -20,7 +20,7 @@ from bots import telegram as tg
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate
 from rag.answering import answer_question
 from saas_bot.crypto import decrypt_secret, encrypt_secret
-from saas_bot.errors import NoLiveSubscription, ProviderUnavailable, QuotaExceeded, ValidationFailed
+from saas_bot.errors import NoLiveSubscription, NotFound, ProviderUnavailable, QuotaExceeded, ValidationFailed
 from tenants.models import Company
 
 logger = logging.getLogger("saas_bot.bots")
@@ -73,9 +73,155 @@ def bot_connect(*, company: Company, token: str, name: str = "", register_webhoo
         bot = Bot.objects.create(company=company, name=name or me["first_name"] or me["username"],
                                  username=me["username"] or "", telegram_id=me["id"],
                                  token_encrypted=encrypt_secret(token), token_hint=_mask(token))
-        if register_webhook and settings.PUBLIC_BASE_URL:
-            transaction.on_commit(lambda: bot_register_webhook(bot=bot))
+        if register_webhook:
+            transaction.on_commit(lambda: _bot_setup_on_telegram(bot))
     return bot
+
+
+def _bot_setup_on_telegram(bot: Bot) -> None:
+    """After connecting or replacing a token: the command menu, and the webhook if we have a public URL.
+
+    Failures are recorded on ``bot.last_error`` (shown in the admin), never raised: the bot is saved.
+    """
+    try:
+        bot_set_commands(bot=bot)
+        if settings.PUBLIC_BASE_URL:
+            bot_register_webhook(bot=bot)
+    except TelegramError as exc:
+        logger.warning("setting up bot %s on Telegram failed: %s", bot.id, exc)
+        Bot.objects.filter(id=bot.id).update(last_error=f"Telegram: {exc}"[:2000])
+
+
+def _telegram_call(token: str, call, *, what: str):
+    """``run_telegram`` with a revoked token and an unreachable Telegram as our coded errors."""
+    try:
+        return tg.run_telegram(token, call)
+    except InvalidToken:
+        raise ValidationFailed(code="bot_token_invalid", message="Telegram rejected this bot token.") from None
+    except NetworkError as exc:
+        raise ProviderUnavailable(code="telegram_unavailable", message=f"{what}: Telegram is unreachable: {exc}") \
+            from exc
+
+
+def bot_set_commands(*, bot: Bot) -> None:
+    """Register the command menu (``setMyCommands``): /start, /help, /new, /usage, /sources (bots.telegram.COMMANDS).
+
+    Raises:
+        telegram.error.TelegramError: Telegram refused or could not be reached.
+    """
+    from telegram import BotCommand
+
+    commands = [BotCommand(name, description) for name, description in tg.COMMANDS]
+
+    async def call(ptb):
+        return await ptb.set_my_commands(commands)
+
+    tg.run_telegram(bot_token(bot), call)
+
+
+def bot_webhook_info(*, bot: Bot) -> dict:
+    """Telegram's ``getWebhookInfo`` for ``bot``.
+
+    Returns:
+        {"url": str, "pending_update_count": int, "last_error_message": str, "last_error_date": datetime | None,
+         "max_connections": int | None, "allowed_updates": list[str], "matches": bool} where ``matches`` says
+        the registered URL is the one this deployment expects (``PUBLIC_BASE_URL``).
+
+    Raises:
+        ValidationFailed(code="bot_token_invalid"): the token was revoked.
+        ProviderUnavailable(code="telegram_unavailable").
+    """
+    async def call(ptb):
+        return await ptb.get_webhook_info()
+
+    info = _telegram_call(bot_token(bot), call, what="getWebhookInfo")
+    expected = tg.webhook_url_for(bot.public_id) if settings.PUBLIC_BASE_URL else ""
+    return {"url": info.url or "", "pending_update_count": info.pending_update_count or 0,
+            "last_error_message": info.last_error_message or "", "last_error_date": info.last_error_date,
+            "max_connections": info.max_connections, "allowed_updates": list(info.allowed_updates or []),
+            "matches": bool(expected) and info.url == expected}
+
+
+def bot_delete_webhook(*, bot: Bot) -> None:
+    """``deleteWebhook`` (pending updates kept by Telegram) and forget the URL.
+
+    Raises:
+        ValidationFailed(code="bot_token_invalid"), ProviderUnavailable(code="telegram_unavailable").
+    """
+    async def call(ptb):
+        return await ptb.delete_webhook(drop_pending_updates=False)
+
+    _telegram_call(bot_token(bot), call, what="deleteWebhook")
+    Bot.objects.filter(id=bot.id).update(webhook_url="")
+    bot.webhook_url = ""
+
+
+def bot_set_status(*, bot: Bot, active: bool) -> Bot:
+    """Enable (re-register the webhook when ``PUBLIC_BASE_URL`` is set) or disable (``deleteWebhook``) a bot.
+
+    Telegram errors while disabling are recorded on ``last_error``: a disabled bot never answers anyway.
+
+    Raises:
+        ValidationFailed(code="bot_token_revoked"): enabling a bot whose token was revoked (replace it).
+    """
+    if active:
+        if bot.status == Bot.Status.TOKEN_REVOKED:
+            raise ValidationFailed(code="bot_token_revoked",
+                                   message="Telegram revoked this bot's token; paste a new token to enable it.")
+        Bot.objects.filter(id=bot.id).update(status=Bot.Status.ACTIVE)
+        bot.status = Bot.Status.ACTIVE
+        _bot_setup_on_telegram(bot)
+        return bot
+    Bot.objects.filter(id=bot.id).update(status=Bot.Status.DISABLED)
+    bot.status = Bot.Status.DISABLED
+    try:
+        bot_delete_webhook(bot=bot)
+    except (ValidationFailed, ProviderUnavailable) as exc:
+        Bot.objects.filter(id=bot.id).update(last_error=exc.message[:2000])
+    return bot
+
+
+def bot_replace_token(*, bot: Bot, token: str) -> Bot:
+    """Give ``bot`` a new token (after @BotFather /revoke) keeping its chats, conversations and usage.
+
+    The token must belong to the same Telegram bot (same id from ``getMe``). The bot becomes active,
+    and its commands and webhook are registered again.
+
+    Raises:
+        ValidationFailed(code="bot_token_invalid" | "bot_token_other_bot"),
+        ProviderUnavailable(code="telegram_unavailable").
+    """
+    token = token.strip()
+    if not TOKEN_PATTERN.fullmatch(token):
+        raise ValidationFailed(code="bot_token_invalid", message="That does not look like a bot token.")
+    try:
+        me = tg.get_me(token)
+    except InvalidToken:
+        raise ValidationFailed(code="bot_token_invalid", message="Telegram rejected this bot token.") from None
+    except NetworkError as exc:
+        raise ProviderUnavailable(code="telegram_unavailable", message=f"Telegram is unreachable: {exc}") from exc
+    if bot.telegram_id and me["id"] != bot.telegram_id:
+        raise ValidationFailed(code="bot_token_other_bot",
+                               message=f"This token belongs to @{me['username']}, not to {bot}.")
+    Bot.objects.filter(id=bot.id).update(token_encrypted=encrypt_secret(token), token_hint=_mask(token),
+                                         username=me["username"] or "", telegram_id=me["id"],
+                                         status=Bot.Status.ACTIVE, last_error="")
+    bot.refresh_from_db()
+    _bot_setup_on_telegram(bot)
+    return bot
+
+
+def bot_delete(*, bot: Bot) -> None:
+    """Delete ``bot`` with its chats and conversations; its webhook is removed first (best effort).
+
+    Usage events stay in the ledger (they keep the bot id).
+    """
+    if bot.status != Bot.Status.TOKEN_REVOKED:
+        try:
+            bot_delete_webhook(bot=bot)
+        except (ValidationFailed, ProviderUnavailable) as exc:
+            logger.info("deleteWebhook for bot %s failed while deleting it: %s", bot.id, exc)
+    bot.delete()
 
 
 def bot_refresh_identity(*, bot: Bot) -> Bot:
@@ -259,11 +405,19 @@ def conversation_for_cli(*, bot: Bot) -> Conversation:
     return Conversation.objects.create(company=bot.company, bot=bot, channel=Conversation.Channel.CLI)
 
 
-def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI) -> AskResult:
-    """One question outside Telegram (``ask`` command): same pipeline, its own idempotency key.
+def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI,
+        conversation: Conversation | None = None, idempotency_key: str | None = None) -> AskResult:
+    """One question outside Telegram (``ask`` command, API, playground): the same pipeline and metering.
+
+    Args:
+        channel: Conversation.Channel value recorded on the conversation and the usage event.
+        conversation: continue this conversation of ``bot`` (its earlier turns are the memory);
+            None starts a new one.
+        idempotency_key: the caller's key (the API's Idempotency-Key); default: a fresh one.
 
     Raises:
         ValidationFailed(code="question_empty" | "question_too_long").
+        NotFound(code="conversation_not_found"): ``conversation`` is not one of this bot's.
     """
     question = question.strip()
     if not question:
@@ -271,9 +425,12 @@ def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI) -> 
     if len(question) > QUESTION_MAX_CHARS:
         raise ValidationFailed(code="question_too_long",
                                message=f"Questions are limited to {QUESTION_MAX_CHARS} characters.")
-    conversation = Conversation.objects.create(company=bot.company, bot=bot, channel=channel)
+    if conversation is None:
+        conversation = Conversation.objects.create(company=bot.company, bot=bot, channel=channel)
+    elif conversation.bot_id != bot.id:
+        raise NotFound(code="conversation_not_found", message="Conversation not found.")
     return message_answer(bot=bot, question=question, conversation=conversation, channel=channel,
-                          idempotency_key=f"{channel}:{bot.id}:{uuid.uuid4().hex}")
+                          idempotency_key=idempotency_key or f"{channel}:{bot.id}:{uuid.uuid4().hex}")
 
 
 def chat_upsert(*, bot: Bot, chat_id: int, type: str, title: str = "", username: str = "") -> Chat:

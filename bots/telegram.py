@@ -20,6 +20,14 @@ T = TypeVar("T")
 MESSAGE_MAX_CHARS = 4096
 # Allowed update kinds we register; the webhook still accepts and stores any kind.
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+# The command menu registered with setMyCommands (name, description: 1-32 and 1-256 characters).
+COMMANDS = [
+    ("start", "Welcome and what I can do"),
+    ("help", "How to ask me questions"),
+    ("new", "Start a new conversation"),
+    ("usage", "How many questions you have left today"),
+    ("sources", "Sources of my last answer"),
+]
 
 
 def build_bot(token: str) -> PTBBot:

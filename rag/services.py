@@ -355,6 +355,24 @@ def document_ingest(*, company: Company, document: Document) -> Document:
     return documents_ingest(company=company, documents=[document])[0]
 
 
+def document_reindex(*, company: Company, document_id: int) -> Document:
+    """Mark a document of ``company`` pending and schedule its ingestion again (after the extractor or
+    splitter changed, or a failure was fixed).
+
+    Raises:
+        NotFound(code="document_not_found"): missing or another company's.
+    """
+    from rag.tasks import document_ingest_task
+
+    with transaction.atomic():
+        updated = Document.objects.for_company(company).filter(id=document_id).update(
+            status=Document.Status.PENDING, progress=0, error="")
+        if not updated:
+            raise NotFound(code="document_not_found", message="Document not found.")
+        enqueue_on_commit(document_ingest_task, document_id)
+    return Document.objects.get(id=document_id)
+
+
 @transaction.atomic
 def document_delete(*, company: Company, document_id: int) -> None:
     """Delete a document of ``company`` with its chunks and stored file.
