@@ -173,3 +173,26 @@ def limit_notice_claim(*, company: Company, end_user_id: int, at: dt.datetime | 
             [company.id, end_user_id, day],
         )
         return cursor.fetchone() is not None
+
+
+def end_user_quota_today(*, company: Company, end_user_id: int, at: dt.datetime | None = None) -> dict | None:
+    """What an end user has left today under the plan's ``max_messages_per_end_user_per_day`` (the /usage command).
+
+    Returns:
+        {"limit": int, "used": int, "remaining": int, "resets_at": datetime (next midnight UTC)}, or None when
+        the plan sets no per-end-user limit (or there is no live subscription).
+    """
+    from billing.services import subscription_get_live
+    from saas_bot.errors import NoLiveSubscription
+
+    at = at or timezone.now()
+    try:
+        limit = subscription_get_live(company=company, at=at).limits.get("max_messages_per_end_user_per_day")
+    except NoLiveSubscription:
+        return None
+    if limit is None:
+        return None
+    day = day_start(at)
+    used = (QuotaWindow.objects.filter(company=company, scope=SCOPE_END_USER, subject=end_user_id, window_start=day)
+            .values_list("messages", flat=True).first() or 0)
+    return {"limit": limit, "used": used, "remaining": max(0, limit - used), "resets_at": day + dt.timedelta(days=1)}

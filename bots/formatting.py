@@ -98,3 +98,25 @@ def format_answer(text: str, sources: list[dict] | None = None, *, limit: int = 
         current.append(block)
     flush()
     return parts or [Part(html="…", plain="…")]
+
+
+def format_sources(sources: list[dict] | None, *, limit: int = MESSAGE_MAX_CHARS) -> list[Part]:
+    """The sources of an answer as their own message(s) (the "Sources" button and /sources).
+
+    Returns:
+        Parts of at most ``limit`` characters; a single "no sources" part when there are none.
+    """
+    if not sources:
+        text = "My last answer did not use any document."
+        return [Part(html=text, plain=text)]
+    lines = [source_line(i, s) for i, s in enumerate(sources, start=1)]
+    parts: list[Part] = []
+    plain, html_lines = ["Sources:"], ["<b>Sources:</b>"]
+    for p_line, h_line in lines:
+        if len("\n".join(html_lines + [h_line])) > limit:
+            parts.append(Part(html="\n".join(html_lines), plain="\n".join(plain)))
+            plain, html_lines = [], []
+        plain.append(p_line)
+        html_lines.append(h_line)
+    parts.append(Part(html="\n".join(html_lines), plain="\n".join(plain)))
+    return parts

@@ -1,6 +1,7 @@
 """Writes on bots and the answer pipeline shared by Telegram, the ``ask`` command, the API and the playground."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
@@ -17,7 +18,7 @@ from billing.models import DEFAULT_LIMIT_MESSAGES, UsageEvent
 from billing.quotas import limit_notice_claim, quota_release_message, quota_reserve, quota_settle
 from billing.services import quota_check_bot_add, subscription_get_live
 from bots import telegram as tg
-from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate
+from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
 from rag.answering import answer_question
 from saas_bot.crypto import decrypt_secret, encrypt_secret
 from saas_bot.errors import NoLiveSubscription, NotFound, ProviderUnavailable, QuotaExceeded, ValidationFailed
@@ -269,10 +270,23 @@ class AskResult:
     created: bool
 
 
-def _history(conversation: Conversation, limit: int = 3) -> list[tuple[str, str]]:
+def conversation_history(conversation: Conversation) -> list[tuple[str, str]]:
+    """The conversation's memory: earlier answered (question, answer) turns, oldest first.
+
+    At most ``CONVERSATION_MEMORY_TURNS`` turns, newest kept first, within ``CONVERSATION_MEMORY_TOKENS``
+    (cl100k tokens of question + answer), so a long conversation never overflows the prompt.
+    """
+    from rag.splitting import count_tokens
+
     rows = (Message.objects.filter(conversation=conversation, status=Message.Status.ANSWERED)
-            .order_by("-created_at").values_list("question", "answer")[:limit])
-    return list(reversed(list(rows)))
+            .order_by("-created_at").values_list("question", "answer")[:settings.CONVERSATION_MEMORY_TURNS])
+    kept, budget = [], settings.CONVERSATION_MEMORY_TOKENS
+    for question, answer in rows:
+        budget -= count_tokens(question) + count_tokens(answer)
+        if budget < 0:
+            break
+        kept.append((question, answer))
+    return list(reversed(kept))
 
 
 def message_answer(*, bot: Bot, question: str, conversation: Conversation, idempotency_key: str,
@@ -319,7 +333,7 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
                                      latency_ms=_ms(started)), update)
     try:
         answer = answer_question(company=company, question=question, persona=bot.persona,
-                                 history=_history(conversation), document_ids=bot_document_ids(bot))
+                                 history=conversation_history(conversation), document_ids=bot_document_ids(bot))
     except ProviderUnavailable:
         raise
     except Exception:
@@ -433,17 +447,98 @@ def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI,
                           idempotency_key=idempotency_key or f"{channel}:{bot.id}:{uuid.uuid4().hex}")
 
 
-def chat_upsert(*, bot: Bot, chat_id: int, type: str, title: str = "", username: str = "") -> Chat:
-    """The bot's Chat row for a Telegram chat, created on first sight, title/username kept current."""
+def chat_upsert(*, bot: Bot, chat_id: int, type: str, title: str = "", username: str = "",
+                is_forum: bool = False) -> Chat:
+    """The bot's Chat row for a Telegram chat, created on first sight; title, type and forum flag kept current."""
     chat, created = Chat.objects.get_or_create(
         bot=bot, telegram_chat_id=chat_id,
-        defaults=dict(company_id=bot.company_id, type=type, title=title[:255], username=username[:64]))
-    if not created and (chat.title != title[:255] or chat.type != type):
-        Chat.objects.filter(id=chat.id).update(title=title[:255], type=type)
+        defaults=dict(company_id=bot.company_id, type=type, title=title[:255], username=username[:64],
+                      is_forum=is_forum))
+    if not created and (chat.title != title[:255] or chat.type != type or chat.is_forum != is_forum):
+        Chat.objects.filter(id=chat.id).update(title=title[:255], type=type, is_forum=is_forum)
+        chat.title, chat.type, chat.is_forum = title[:255], type, is_forum
     return chat
 
 
-def conversation_for_chat(*, chat: Chat) -> Conversation:
-    """The chat's current conversation (the latest), created if there is none."""
-    conversation = Conversation.objects.filter(chat=chat).order_by("-started_at").first()
-    return conversation or Conversation.objects.create(company_id=chat.company_id, bot=chat.bot, chat=chat)
+def conversation_for_chat(*, chat: Chat, thread_id: int | None = None, end_user: TelegramUser | None = None,
+                          now=None) -> Conversation:
+    """The current conversation of a chat (and forum topic), or a new one.
+
+    The latest conversation of (chat, thread_id) continues unless it was ended (/new) or has been idle
+    longer than the bot's ``conversation_idle_minutes``; then it is marked ended and a new one starts.
+    Private chats, groups and each forum topic have their own conversations, so memory never crosses them.
+    """
+    now = now or timezone.now()
+    current = (Conversation.objects.filter(chat=chat, thread_id=thread_id, ended_at__isnull=True)
+               .order_by("-started_at").first())
+    if current is not None:
+        idle = dt.timedelta(minutes=chat.bot.conversation_idle_minutes)
+        if now - current.last_message_at <= idle:
+            return current
+        Conversation.objects.filter(id=current.id).update(ended_at=current.last_message_at + idle)
+    return Conversation.objects.create(company_id=chat.company_id, bot=chat.bot, chat=chat, thread_id=thread_id,
+                                       end_user=end_user if chat.type == "private" else None)
+
+
+def conversation_end(*, chat: Chat, thread_id: int | None = None) -> int:
+    """End the chat's (topic's) open conversations (/new): the next question starts without memory.
+
+    Returns:
+        How many conversations were ended (0 or 1).
+    """
+    return Conversation.objects.filter(chat=chat, thread_id=thread_id, ended_at__isnull=True).update(
+        ended_at=timezone.now())
+
+
+def telegram_user_upsert(*, bot: Bot, user) -> TelegramUser | None:
+    """The bot's TelegramUser for a PTB ``telegram.User`` (None for none or for bots), names kept current."""
+    if user is None or user.is_bot:
+        return None
+    fields = dict(username=(user.username or "")[:64], first_name=(user.first_name or "")[:255],
+                  last_name=(user.last_name or "")[:255], language_code=(user.language_code or "")[:16])
+    end_user, created = TelegramUser.objects.get_or_create(bot=bot, telegram_user_id=user.id,
+                                                           defaults=dict(company_id=bot.company_id, **fields))
+    if not created:
+        TelegramUser.objects.filter(id=end_user.id).update(last_seen_at=timezone.now(), **fields)
+    return end_user
+
+
+def message_feedback_set(*, bot: Bot, message_id: int, value: int, telegram_user_id: int | None = None) -> Message:
+    """Store 👍 (+1) or 👎 (-1) on one of ``bot``'s answers; pressing again changes it.
+
+    Raises:
+        NotFound(code="message_not_found"): not an answer of this bot.
+        ValidationFailed(code="feedback_invalid"): value not +1 or -1.
+    """
+    if value not in (Message.Feedback.UP, Message.Feedback.DOWN):
+        raise ValidationFailed(code="feedback_invalid", message="Feedback is +1 or -1.")
+    updated = Message.objects.filter(id=message_id, bot=bot).update(feedback=value, feedback_at=timezone.now())
+    if not updated:
+        raise NotFound(code="message_not_found", message="That answer does not exist any more.")
+    return Message.objects.get(id=message_id)
+
+
+def bot_token_revoked(*, bot: Bot) -> None:
+    """Telegram answered 401 for ``bot``: disable it and tell the company's owners and admins by email.
+
+    Idempotent: only the first call after the token stopped working sends the email.
+    """
+    from django.core.mail import send_mail
+
+    from tenants.models import Membership
+
+    changed = Bot.objects.filter(id=bot.id).exclude(status=Bot.Status.TOKEN_REVOKED).update(
+        status=Bot.Status.TOKEN_REVOKED,
+        last_error="Telegram rejected the token (401): it was revoked in @BotFather. Paste the new token.")
+    if not changed:
+        return
+    recipients = sorted({m.user.email for m in Membership.objects.filter(
+        company_id=bot.company_id, role__in=[Membership.Role.OWNER, Membership.Role.ADMIN]).select_related("user")
+        if m.user.email})
+    logger.warning("bot %s: token revoked; telling %d admins", bot.id, len(recipients))
+    if recipients:
+        send_mail(subject=f"Your Telegram bot {bot} stopped: its token was revoked",
+                  message=(f"Telegram no longer accepts the token of {bot} (HTTP 401). The bot does not answer "
+                           "until you paste its new token (from @BotFather, /token or /revoke) on the bot's page "
+                           "in the admin. Its chats, conversations and usage are kept."),
+                  from_email=None, recipient_list=recipients, fail_silently=True)

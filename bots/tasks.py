@@ -13,7 +13,9 @@ def process_update_task(self, update_pk: int) -> str:
     except RetryLater as exc:
         if self.request.is_eager:
             return "pending"  # no broker to retry through: the row stays pending for the sweep
-        raise self.retry(countdown=max(1, int(exc.countdown)), exc=exc)
+        # Flood-limit deferrals are not failures: they may repeat as long as the backlog lasts.
+        raise self.retry(countdown=max(1, int(exc.countdown + 0.999)), exc=exc,
+                         max_retries=None if exc.flood else self.max_retries)
 
 
 @shared_task(name="bots.inbox_sweep", acks_late=True, soft_time_limit=60)

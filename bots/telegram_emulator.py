@@ -864,6 +864,7 @@ class _Failure:
     remaining: int
     chat_id: int | str | None
     token: str | None
+    skip: int = 0
 
     def matches(self, token: str, method: str, params: dict[str, Any]) -> bool:
         if self.method is not None and self.method != method:
@@ -1042,7 +1043,7 @@ class TelegramEmulator(LocalHTTPService):
     def fail_next(self, method: str, *, error_code: int, description: str | None = None,
                   retry_after: int | None = None, times: int = 1,
                   chat_id: int | str | None = None, token: str | None = None,
-                  parameters: dict[str, Any] | None = None) -> None:
+                  parameters: dict[str, Any] | None = None, after: int = 0) -> None:
         """Answer the next ``times`` matching calls with an error instead of running them.
 
         Args:
@@ -1056,6 +1057,7 @@ class TelegramEmulator(LocalHTTPService):
             times: how many matching calls fail.
             chat_id, token: only calls with this ``chat_id`` param / bot token match.
             parameters: extra ``ResponseParameters`` (e.g. ``{"migrate_to_chat_id": -100..}``).
+            after: let this many matching calls succeed first (e.g. fail the second part of an answer).
 
         Token checks still come first: an unknown token answers 401 whatever is injected.
         """
@@ -1073,7 +1075,7 @@ class TelegramEmulator(LocalHTTPService):
             self._failures.append(_Failure(
                 method=None if method == "*" else method.lower(), error_code=int(error_code),
                 description=description, parameters=params or None, remaining=int(times),
-                chat_id=_norm_chat_id(chat_id), token=token))
+                chat_id=_norm_chat_id(chat_id), token=token, skip=int(after)))
 
     # -- recorded calls -------------------------------------------------------------------
 
@@ -1310,6 +1312,9 @@ class TelegramEmulator(LocalHTTPService):
         with self._lock:
             for failure in self._failures:
                 if failure.matches(token, method, params):
+                    if failure.skip > 0:
+                        failure.skip -= 1
+                        continue
                     failure.remaining -= 1
                     if failure.remaining <= 0:
                         self._failures.remove(failure)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 from telegram import Message as PTBMessage
 from telegram import MessageEntity, Update
@@ -23,10 +24,12 @@ from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 
 from bots import telegram as tg
-from bots.formatting import Part, format_answer
+from bots.formatting import Part, format_answer, format_sources
 from bots.models import Bot, Chat, Message, TelegramUpdate
-from bots.services import bot_token, chat_upsert, conversation_for_chat, message_answer
-from saas_bot.errors import ProviderUnavailable
+from bots.ratelimit import slot_take
+from bots.services import (bot_token, bot_token_revoked, chat_upsert, conversation_end, conversation_for_chat,
+                           message_answer, message_feedback_set, telegram_user_upsert)
+from saas_bot.errors import ProviderUnavailable, ServiceError
 
 logger = logging.getLogger("saas_bot.bots")
 
@@ -38,11 +41,15 @@ RETRY_AFTER_INLINE_MAX = 5
 
 
 class RetryLater(Exception):
-    """Processing should be retried after ``countdown`` seconds (Telegram 429, provider outage)."""
+    """Processing should be retried after ``countdown`` seconds (Telegram 429, provider outage, flood limit).
 
-    def __init__(self, countdown: float, reason: str) -> None:
+    ``flood=True``: our own send limiter deferred the update; that is not a failed attempt.
+    """
+
+    def __init__(self, countdown: float, reason: str, *, flood: bool = False) -> None:
         super().__init__(reason)
         self.countdown = countdown
+        self.flood = flood
 
 
 def update_receive(*, bot_id: int, company_id: int, payload: dict) -> bool:
@@ -99,9 +106,11 @@ def _finish(update: TelegramUpdate, status: str, error: str = "") -> None:
                                                        processed_at=timezone.now(), locked_at=None)
 
 
-def _release(update: TelegramUpdate, error: str) -> None:
-    TelegramUpdate.objects.filter(id=update.id).update(status=TelegramUpdate.Status.PENDING, error=error[:2000],
-                                                       locked_at=None)
+def _release(update: TelegramUpdate, error: str, *, count_attempt: bool = True) -> None:
+    changes = dict(status=TelegramUpdate.Status.PENDING, error=error[:2000], locked_at=None)
+    if not count_attempt:
+        changes["attempts"] = F("attempts") - 1
+    TelegramUpdate.objects.filter(id=update.id).update(**changes)
 
 
 def update_process(*, update_pk: int) -> str:
@@ -131,7 +140,7 @@ def update_process(*, update_pk: int) -> str:
     try:
         status = _route(bot=bot, update=update, parsed=parsed, started=started)
     except RetryLater as exc:
-        _release(update, str(exc))
+        _release(update, str(exc), count_attempt=not exc.flood)
         raise
     except ProviderUnavailable as exc:
         _release(update, exc.message)
@@ -140,8 +149,7 @@ def update_process(*, update_pk: int) -> str:
         _release(update, f"Telegram unreachable: {exc}")
         raise RetryLater(min(60, 2 ** update.attempts), str(exc)) from exc
     except InvalidToken:
-        Bot.objects.filter(id=bot.id).update(status=Bot.Status.TOKEN_REVOKED,
-                                             last_error="Telegram rejected the token (401): replace it.")
+        bot_token_revoked(bot=bot)
         _finish(update, TelegramUpdate.Status.FAILED, "bot token revoked (401)")
         return TelegramUpdate.Status.FAILED
     except Exception as exc:
@@ -195,53 +203,177 @@ def _route(*, bot: Bot, update: TelegramUpdate, parsed: Update, started: float) 
     if parsed.my_chat_member is not None:
         member = parsed.my_chat_member
         chat = chat_upsert(bot=bot, chat_id=member.chat.id, type=member.chat.type,
-                           title=member.chat.title or member.chat.full_name or "", username=member.chat.username or "")
+                           title=member.chat.title or member.chat.full_name or "", username=member.chat.username or "",
+                           is_forum=bool(member.chat.is_forum))
         blocked = member.new_chat_member.status in ("kicked", "left")
         Chat.objects.filter(id=chat.id).update(is_blocked=blocked)
         return TelegramUpdate.Status.DONE
-    message = parsed.message
-    if message is None or message.chat is None:
-        return TelegramUpdate.Status.IGNORED  # edited messages, channel posts, callbacks, inline queries...
     if bot.status != Bot.Status.ACTIVE:
         return TelegramUpdate.Status.IGNORED
+    if parsed.callback_query is not None:
+        return _callback(bot, parsed.callback_query)
+    edited = parsed.edited_message
+    message = parsed.message or edited
+    if message is None or message.chat is None:
+        return TelegramUpdate.Status.IGNORED  # channel posts, inline queries, polls...
     chat = chat_upsert(bot=bot, chat_id=message.chat.id, type=message.chat.type,
-                       title=message.chat.title or message.chat.full_name or "", username=message.chat.username or "")
-    if chat.is_blocked and message.chat.type == ChatType.PRIVATE:
+                       title=message.chat.title or message.chat.full_name or "", username=message.chat.username or "",
+                       is_forum=bool(message.chat.is_forum))
+    end_user = telegram_user_upsert(bot=bot, user=message.from_user)
+    if chat.is_blocked and message.chat.type == ChatType.PRIVATE and edited is None:
         Chat.objects.filter(id=chat.id).update(is_blocked=False)  # they wrote again, so they unblocked us
         chat.is_blocked = False
+    private = message.chat.type == ChatType.PRIVATE
+    where = _Where(chat=chat, thread_id=message.message_thread_id if message.is_topic_message else None,
+                   reply_to=None if private else message.message_id)
     if message.text is None:
-        if message.chat.type == ChatType.PRIVATE and not message.new_chat_members and not message.left_chat_member:
-            _send(bot, chat, [Part(html=NON_TEXT_REPLY, plain=NON_TEXT_REPLY)], reply_to=message.message_id)
+        if edited is None and not message.new_chat_members and not message.left_chat_member and \
+                (private or _replies_to_bot(bot, message)):
+            _send(bot, where, [Part(html=NON_TEXT_REPLY, plain=NON_TEXT_REPLY)], reply_to=message.message_id)
             return TelegramUpdate.Status.DONE
         return TelegramUpdate.Status.IGNORED
     incoming = _addressed_text(bot, message)
     if incoming is None:
         return TelegramUpdate.Status.IGNORED
-    if incoming.command == "start":
+    if edited is not None and bot.edited_messages != Bot.EditedMessages.ANSWER:
+        if _edit_already_noted(bot, update, chat_id=message.chat.id, message_id=message.message_id):
+            return TelegramUpdate.Status.IGNORED
+        _send(bot, where, [Part(html=EDITED_REPLY, plain=EDITED_REPLY)], reply_to=message.message_id)
+        return TelegramUpdate.Status.DONE
+    command = incoming.command
+    if command == "start":
         if incoming.command_arg:
             Chat.objects.filter(id=chat.id).update(start_param=incoming.command_arg[:64])
-        _send(bot, chat, [Part(html=_escape(bot.welcome_text), plain=bot.welcome_text)])
+        _send(bot, where, [Part(html=_escape(bot.welcome_text), plain=bot.welcome_text)])
         return TelegramUpdate.Status.DONE
-    if incoming.command is not None and (incoming.command == "help" or not incoming.text.replace(
-            f"/{incoming.command}", "").strip()):
-        _send(bot, chat, [Part(html=_escape(bot.help_text), plain=bot.help_text)])
+    if command == "new":
+        conversation_end(chat=chat, thread_id=where.thread_id)
+        _send(bot, where, [Part(html=NEW_CONVERSATION_REPLY, plain=NEW_CONVERSATION_REPLY)])
         return TelegramUpdate.Status.DONE
-    question = incoming.text
-    if incoming.command is not None:
-        question = incoming.command_arg
-    if not question.strip():
-        _send(bot, chat, [Part(html=_escape(bot.help_text), plain=bot.help_text)])
+    if command == "usage":
+        text = _usage_text(bot, message.from_user.id if message.from_user else None)
+        _send(bot, where, [Part(html=_escape(text), plain=text)])
         return TelegramUpdate.Status.DONE
-    _typing(bot, chat)
-    result = message_answer(bot=bot, question=question, conversation=conversation_for_chat(chat=chat),
+    if command == "sources":
+        last = (Message.objects.filter(bot=bot, conversation__chat=chat, conversation__thread_id=where.thread_id)
+                .exclude(answer="").order_by("-created_at").first())
+        parts = format_sources(last.sources) if last else [Part(html=NO_ANSWER_YET, plain=NO_ANSWER_YET)]
+        _send(bot, where, parts)
+        return TelegramUpdate.Status.DONE
+    question = incoming.command_arg if command is not None else incoming.text
+    if command == "help" or not question.strip():
+        _send(bot, where, [Part(html=_escape(bot.help_text), plain=bot.help_text)])
+        return TelegramUpdate.Status.DONE
+    _slot_check(bot, where)
+    _typing(bot, where)
+    result = message_answer(bot=bot, question=question,
+                            conversation=conversation_for_chat(chat=chat, thread_id=where.thread_id,
+                                                               end_user=end_user),
                             idempotency_key=f"tg:{bot.id}:{update.update_id}", update=update,
                             end_user_id=message.from_user.id if message.from_user else None, started=started)
     reply = result.message
     if reply.delivered_at is None:
-        _send(bot, chat, format_answer(reply.answer, reply.sources),
-              reply_to=message.message_id if message.chat.type != ChatType.PRIVATE else None,
-              thread_id=message.message_thread_id if message.is_topic_message else None)
-        Message.objects.filter(id=reply.id).update(delivered_at=timezone.now())
+        buttons = reply.status in (Message.Status.ANSWERED, Message.Status.NOT_FOUND)
+        ids = _send(bot, where, format_answer(reply.answer, reply.sources), reply_to=where.reply_to,
+                    markup=_answer_keyboard(reply) if buttons else None)
+        Message.objects.filter(id=reply.id).update(delivered_at=timezone.now(), telegram_message_ids=ids)
+    return TelegramUpdate.Status.DONE
+
+
+EDITED_REPLY = "I answer new messages only, not edits. Please send your corrected question as a new message."
+NEW_CONVERSATION_REPLY = "OK, a new conversation: I have forgotten what we talked about. What would you like to know?"
+NO_ANSWER_YET = "I have not answered anything here yet."
+FEEDBACK_THANKS = {1: "Thanks! Glad it helped.", -1: "Thanks for telling us. We will use it to improve."}
+
+
+@dataclass
+class _Where:
+    """Where replies go: the chat, the forum topic (``message_thread_id``) and, in groups, the question."""
+
+    chat: Chat
+    thread_id: int | None = None
+    reply_to: int | None = None
+
+    @property
+    def is_group(self) -> bool:
+        return self.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+def _replies_to_bot(bot: Bot, message: PTBMessage) -> bool:
+    reply = message.reply_to_message
+    return bool(reply is not None and reply.from_user is not None and bot.telegram_id
+                and reply.from_user.id == bot.telegram_id)
+
+
+def _edit_already_noted(bot: Bot, update: TelegramUpdate, *, chat_id: int, message_id: int) -> bool:
+    """True if an earlier edit of the same message was already answered with the edit note (once per message)."""
+    return (TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.DONE,
+                                          payload__edited_message__message_id=message_id,
+                                          payload__edited_message__chat__id=chat_id)
+            .exclude(id=update.id).exists())
+
+
+def _usage_text(bot: Bot, end_user_id: int | None) -> str:
+    from billing.quotas import end_user_quota_today
+
+    quota = end_user_quota_today(company=bot.company, end_user_id=end_user_id) if end_user_id else None
+    if quota is None:
+        return "There is no daily limit on your questions. Ask away!"
+    return (f"You have {quota['remaining']} of {quota['limit']} questions left today. "
+            f"The count starts again at 00:00 UTC.")
+
+
+def _answer_keyboard(reply: Message):
+    """👍 / 👎 / Sources under an answer. callback_data (1-64 bytes, Bot API) carries our Message id."""
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+    row = [InlineKeyboardButton("👍", callback_data=f"fb:{reply.id}:1"),
+           InlineKeyboardButton("👎", callback_data=f"fb:{reply.id}:-1")]
+    if reply.sources:
+        row.append(InlineKeyboardButton("Sources", callback_data=f"src:{reply.id}"))
+    return InlineKeyboardMarkup([row])
+
+
+def _callback(bot: Bot, query) -> str:
+    """A button press under an answer: feedback or sources; always answered with ``answerCallbackQuery``.
+
+    The answered Message must belong to this bot and to the chat the button is in; anything else
+    (old, forged or foreign data) gets a short notice and changes nothing.
+    """
+    data = query.data or ""
+    kind, _, rest = data.partition(":")
+    chat_id = query.message.chat.id if query.message is not None else None
+    notice = "This button no longer works."
+    reply_parts: list[Part] = []
+    target = None
+    try:
+        message_id = int(rest.split(":")[0])
+        target = (Message.objects.select_related("conversation__chat")
+                  .filter(id=message_id, bot=bot, conversation__chat__telegram_chat_id=chat_id).first())
+    except ValueError:
+        pass
+    if target is not None and kind == "fb":
+        try:
+            value = int(rest.split(":")[1])
+            message_feedback_set(bot=bot, message_id=target.id, value=value)
+            notice = FEEDBACK_THANKS[value]
+        except (IndexError, ValueError, KeyError, ServiceError):
+            pass
+    elif target is not None and kind == "src":
+        notice = ""
+        reply_parts = format_sources(target.sources)
+
+    async def answer(ptb):
+        await ptb.answer_callback_query(callback_query_id=query.id, text=notice or None)
+
+    try:
+        tg.run_telegram(bot_token(bot), answer)
+    except BadRequest as exc:  # "query is too old": the press is stored anyway
+        logger.info("answerCallbackQuery for bot %s: %s", bot.id, exc)
+    if reply_parts and target is not None:
+        chat = target.conversation.chat
+        reply_to = (target.telegram_message_ids or [None])[-1]
+        _send(bot, _Where(chat=chat, thread_id=target.conversation.thread_id), reply_parts, reply_to=reply_to)
     return TelegramUpdate.Status.DONE
 
 
@@ -251,25 +383,43 @@ def _escape(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def _typing(bot: Bot, chat: Chat) -> None:
+def _max_wait() -> float:
+    # Eager mode (no broker) has nobody to retry later: wait for the slot instead.
+    return 60.0 if settings.CELERY_TASK_ALWAYS_EAGER else settings.TELEGRAM_RATE_MAX_WAIT
+
+
+def _slot_check(bot: Bot, where: _Where) -> None:
+    """Before answering: if this chat's or bot's next send slot is far off, go back to the queue now
+    (cheaply, before the answer is computed) instead of holding a worker."""
+    slot = slot_take(bot_id=bot.id, chat_id=where.chat.telegram_chat_id, is_group=where.is_group,
+                     max_wait=_max_wait(), reserve=False)
+    if slot.wait > _max_wait():
+        raise RetryLater(slot.wait, f"flood limit: next slot in {slot.wait:.1f}s", flood=True)
+
+
+def _typing(bot: Bot, where: _Where) -> None:
     """Best-effort "typing…" while the answer is prepared; failures are not worth a retry."""
     async def call(ptb):
-        await ptb.send_chat_action(chat_id=chat.telegram_chat_id, action=ChatAction.TYPING)
+        await ptb.send_chat_action(chat_id=where.chat.telegram_chat_id, action=ChatAction.TYPING,
+                                   message_thread_id=where.thread_id)
 
     try:
         tg.run_telegram(bot_token(bot), call)
     except Exception:
-        logger.debug("sendChatAction failed for chat %s", chat.id, exc_info=True)
+        logger.debug("sendChatAction failed for chat %s", where.chat.id, exc_info=True)
 
 
-def _send(bot: Bot, chat: Chat, parts: list[Part], *, reply_to: int | None = None,
-          thread_id: int | None = None) -> list[int]:
-    """Send ``parts`` to the chat in order; returns Telegram message ids.
+def _send(bot: Bot, where: _Where, parts: list[Part], *, reply_to: int | None = None, markup=None) -> list[int]:
+    """Send ``parts`` to the chat (and topic) in order, within the flood limits; returns Telegram message ids.
 
-    HTML first; if Telegram rejects the entities (400 "can't parse entities") the plain text is sent.
-    429: waits ``retry_after`` inline when short, else raises RetryLater. 403 (blocked, kicked,
-    deactivated): the chat is marked blocked and nothing more is sent (not retried).
+    Each message first takes a send slot (``bots.ratelimit``: per bot, chat and group). If the first
+    slot is further away than the worker may wait, RetryLater(flood=True) is raised before anything is
+    sent; later parts always wait for their slot, so an answer is never half-sent. ``markup`` (the
+    inline keyboard) goes on the last part. HTML first; if Telegram rejects the entities (400 "can't
+    parse entities") the plain text is sent. 429: waits ``retry_after`` inline when short, else raises
+    RetryLater. 403 (blocked, kicked, deactivated): the chat is marked blocked, nothing more is sent.
     """
+    chat = where.chat
     if chat.is_blocked:
         return []
     token = bot_token(bot)
@@ -279,6 +429,12 @@ def _send(bot: Bot, chat: Chat, parts: list[Part], *, reply_to: int | None = Non
 
         ids: list[int] = []
         for index, part in enumerate(parts):
+            slot = slot_take(bot_id=bot.id, chat_id=chat.telegram_chat_id, is_group=where.is_group,
+                             max_wait=_max_wait() if index == 0 else 600.0)
+            if not slot.granted:
+                raise RetryLater(slot.wait, f"flood limit: next slot in {slot.wait:.1f}s", flood=True)
+            if slot.wait > 0:
+                await asyncio.sleep(slot.wait)
             attempt = 0
             use_plain = False
             while True:
@@ -288,9 +444,10 @@ def _send(bot: Bot, chat: Chat, parts: list[Part], *, reply_to: int | None = Non
                         text=part.plain if use_plain else part.html,
                         parse_mode=None if use_plain else ParseMode.HTML,
                         reply_to_message_id=reply_to if index == 0 else None,
-                        message_thread_id=thread_id,
+                        message_thread_id=where.thread_id,
                         allow_sending_without_reply=True,
                         disable_web_page_preview=True,
+                        reply_markup=markup if index == len(parts) - 1 else None,
                     )
                     ids.append(sent.message_id)
                     break
@@ -298,9 +455,11 @@ def _send(bot: Bot, chat: Chat, parts: list[Part], *, reply_to: int | None = Non
                     wait = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") \
                         else float(exc.retry_after)
                     attempt += 1
-                    if wait > RETRY_AFTER_INLINE_MAX or attempt > 3:
-                        raise RetryLater(wait, f"Telegram 429: retry after {wait:.0f}s") from exc
-                    await asyncio.sleep(wait)
+                    if index > 0 or (wait <= RETRY_AFTER_INLINE_MAX and attempt <= 3):
+                        await asyncio.sleep(wait)  # mid-answer: finish it rather than resend the first parts
+                        if attempt <= 5:
+                            continue
+                    raise RetryLater(wait, f"Telegram 429: retry after {wait:.0f}s") from exc
                 except BadRequest as exc:
                     if not use_plain and "parse" in str(exc).lower():
                         use_plain = True

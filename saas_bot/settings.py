@@ -151,6 +151,16 @@ TELEGRAM_WEBHOOK_MAX_BYTES = env.int("TELEGRAM_WEBHOOK_MAX_BYTES", default=1024 
 # Pending updates older than this are re-enqueued by the inbox sweep (seconds).
 TELEGRAM_INBOX_STALE_SECONDS = env.int("TELEGRAM_INBOX_STALE_SECONDS", default=60)
 TELEGRAM_INBOX_MAX_ATTEMPTS = env.int("TELEGRAM_INBOX_MAX_ATTEMPTS", default=5)
+# Outgoing limits (Bot API FAQ: ~30 messages/s per bot, 1/s per chat, 20/min per group), shared in Redis.
+TELEGRAM_RATE_PER_BOT = env.float("TELEGRAM_RATE_PER_BOT", default=30.0)
+TELEGRAM_RATE_PER_CHAT = env.float("TELEGRAM_RATE_PER_CHAT", default=1.0)
+TELEGRAM_RATE_PER_GROUP_MINUTE = env.float("TELEGRAM_RATE_PER_GROUP_MINUTE", default=20.0)
+TELEGRAM_RATE_REDIS_URL = env("TELEGRAM_RATE_REDIS_URL", default="") or REDIS_URL
+# A worker sleeps for a send slot up to this long (seconds); a later slot sends the update back to the queue.
+TELEGRAM_RATE_MAX_WAIT = env.float("TELEGRAM_RATE_MAX_WAIT", default=3.0)
+# Conversation memory: earlier turns given to the answer chain, newest first, within this many tokens.
+CONVERSATION_MEMORY_TOKENS = env.int("CONVERSATION_MEMORY_TOKENS", default=1200)
+CONVERSATION_MEMORY_TURNS = env.int("CONVERSATION_MEMORY_TURNS", default=6)
 
 # --- answers and retrieval -------------------------------------------------------
 OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
