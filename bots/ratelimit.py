@@ -1,92 +1,130 @@
-"""Outgoing-message rate limits shared by every worker: per bot, per chat, per group (Redis, GCRA).
+"""Outgoing-message rate limits shared by every worker: per bot, per chat, per group (Redis).
 
 Telegram's limits (Bot API FAQ, "My bot is hitting limits, how do I avoid this?"): about 30 messages
 per second per bot, no more than one message per second in a chat, and no more than 20 messages per
 minute in a group. Going over them earns 429 "Too Many Requests: retry after N".
 
-Each limit is a generic cell rate algorithm (GCRA) cell with emission interval T and no burst: a
-key holds the "theoretical arrival time" (TAT) of the next allowed message. Sending to a chat takes
-one slot in each of its cells (bot, chat, and for groups the group cell) in one atomic Lua script:
-the message may go at ``s = max(now, TAT_k)`` over its cells, and every TAT becomes ``s + T_k``. A
-slot is reserved only when ``s - now`` is at most the caller's ``max_wait``, so a busy bot's tasks
-leave the worker (and retry later) instead of queueing in front of other bots' messages. Because
-the cells are per bot and per chat, one bot's backlog never delays another bot's messages.
+A message takes a send time ``s`` (in one atomic Lua script, so every worker sees the same schedule):
 
-Without ``REDIS_URL`` (the embedded, single-process default) the same algorithm runs in process
-memory behind a lock.
+- chat and group cells are GCRA cells without burst: each holds the earliest time (TAT) its next
+  message may go; ``s >= TAT`` and afterwards ``TAT = s + T`` (T = 1 s per chat, 3 s per group);
+- the bot has a calendar of slots of 1/30 s (a sorted set of taken slot numbers): ``s`` is the start of
+  the first free slot at or after the chat's TAT, so at most 30 of its messages fall in any second,
+  whichever chats they go to, and a message scheduled for later in one chat never delays the bot's
+  other chats.
+
+The time is reserved only when ``s - now`` is at most the caller's ``max_wait``, so a busy bot's tasks
+leave the worker (and retry at ``s``) instead of holding it in front of other bots' messages. Cells are
+per bot and per chat: one bot's backlog never delays another bot.
+
+Without ``REDIS_URL`` (the embedded, single-process default) the same algorithm runs in process memory
+behind a lock.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 
-# KEYS: the cells; ARGV: now (ms), max_wait (ms), then T (ms) for each key, then "1" to reserve.
-_GCRA = """
+# KEYS[1] = bot calendar (zset of slot numbers), KEYS[2..] = chat / group cells (TAT in ms).
+# ARGV: now_ms, max_wait_ms, reserve ("1"/"0"), bot slot ms, then T ms for each cell.
+_SCHEDULE = """
 local now = tonumber(ARGV[1])
 local max_wait = tonumber(ARGV[2])
-local reserve = ARGV[3 + #KEYS] == "1"
+local reserve = ARGV[3] == "1"
+local slot_ms = tonumber(ARGV[4])
 local start = now
-for i, key in ipairs(KEYS) do
-  local tat = tonumber(redis.call("GET", key) or "0")
+for i = 2, #KEYS do
+  local tat = tonumber(redis.call("GET", KEYS[i]) or "0")
   if tat > start then start = tat end
 end
-local wait = start - now
-if reserve and wait <= max_wait then
-  for i, key in ipairs(KEYS) do
-    local interval = tonumber(ARGV[2 + i])
-    redis.call("SET", key, start + interval, "PX", wait + interval + 1000)
-  end
-  return {1, wait}
+local slot = math.ceil(start / slot_ms)
+redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", math.floor(now / slot_ms) - 1)
+local taken = redis.call("ZRANGEBYSCORE", KEYS[1], slot, "+inf")
+for _, member in ipairs(taken) do
+  local n = tonumber(member)
+  if n == slot then slot = slot + 1 elseif n > slot then break end
 end
-return {0, wait}
+local at = slot * slot_ms
+local wait = at - now
+if wait < 0 then wait = 0 end
+if reserve and wait <= max_wait then
+  redis.call("ZADD", KEYS[1], slot, slot)
+  redis.call("PEXPIRE", KEYS[1], math.floor(wait + 60000))
+  for i = 2, #KEYS do
+    local interval = tonumber(ARGV[3 + i])
+    redis.call("SET", KEYS[i], at + interval, "PX", math.floor(wait + interval + 1000))
+  end
+  return {1, wait, at}
+end
+return {0, wait, at}
 """
 
 
 @dataclass(frozen=True)
 class Slot:
-    """The outcome of asking for a send slot: ``granted`` and the wait in seconds (to sleep, or to retry after)."""
+    """The outcome of asking for a send slot.
+
+    ``granted``: reserved; sleep ``wait`` seconds, then send. Otherwise retry after ``wait`` seconds.
+    ``at``: the slot's time (Unix seconds).
+    """
 
     granted: bool
     wait: float
+    at: float
 
 
-def cells_for(*, bot_id: int, chat_id: int, is_group: bool) -> list[tuple[str, float]]:
-    """The (key, emission interval in seconds) cells a message to ``chat_id`` takes.
+def cells_for(*, bot_id: int, chat_id: int, is_group: bool) -> tuple[tuple[str, float], list[tuple[str, float]]]:
+    """The bot calendar (key, slot length) and the (key, interval) cells a message to ``chat_id`` takes, in seconds.
 
-    Intervals come from ``TELEGRAM_RATE_PER_BOT`` (messages/s), ``TELEGRAM_RATE_PER_CHAT`` (messages/s)
-    and ``TELEGRAM_RATE_PER_GROUP_MINUTE`` (messages/min), Telegram's documented limits by default.
+    From ``TELEGRAM_RATE_PER_BOT`` (messages/s), ``TELEGRAM_RATE_PER_CHAT`` (messages/s) and
+    ``TELEGRAM_RATE_PER_GROUP_MINUTE`` (messages/min): Telegram's documented limits by default; chat and
+    group intervals get ``TELEGRAM_RATE_GUARD_SECONDS`` added.
     """
-    cells = [(f"tg-rate:bot:{bot_id}", 1.0 / settings.TELEGRAM_RATE_PER_BOT),
-             (f"tg-rate:chat:{bot_id}:{chat_id}", 1.0 / settings.TELEGRAM_RATE_PER_CHAT)]
+    guard = settings.TELEGRAM_RATE_GUARD_SECONDS  # network jitter must not bring two sends under the interval
+    cells = [(f"tg-rate:chat:{bot_id}:{chat_id}", 1.0 / settings.TELEGRAM_RATE_PER_CHAT + guard)]
     if is_group:
-        cells.append((f"tg-rate:group:{bot_id}:{chat_id}", 60.0 / settings.TELEGRAM_RATE_PER_GROUP_MINUTE))
-    return cells
+        cells.append((f"tg-rate:group:{bot_id}:{chat_id}", 60.0 / settings.TELEGRAM_RATE_PER_GROUP_MINUTE + guard))
+    return (f"tg-rate:bot:{bot_id}", 1.0 / settings.TELEGRAM_RATE_PER_BOT), cells
 
 
 class _LocalCells:
-    """The GCRA in process memory (no Redis configured)."""
+    """The same schedule in process memory (no Redis configured)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tat: dict[str, float] = {}
+        self._slots: dict[str, set[int]] = {}
 
-    def take(self, cells: list[tuple[str, float]], max_wait: float, reserve: bool) -> Slot:
+    def take(self, bot_cell: tuple[str, float], cells: list[tuple[str, float]], max_wait: float,
+             reserve: bool) -> Slot:
+        key, slot_s = bot_cell
         with self._lock:
             now = time.time()
-            start = max([now] + [self._tat.get(key, 0.0) for key, _ in cells])
-            wait = start - now
+            start = max([now] + [self._tat.get(k, 0.0) for k, _ in cells])
+            taken = self._slots.setdefault(key, set())
+            oldest = math.floor(now / slot_s) - 1
+            for old in [n for n in taken if n < oldest]:
+                taken.discard(old)
+            slot = math.ceil(start / slot_s)
+            while slot in taken:
+                slot += 1
+            at = slot * slot_s
+            wait = max(0.0, at - now)
             if reserve and wait <= max_wait:
-                for key, interval in cells:
-                    self._tat[key] = start + interval
-                return Slot(True, wait)
-            return Slot(False, wait)
+                taken.add(slot)
+                for k, interval in cells:
+                    self._tat[k] = at + interval
+                return Slot(True, wait, at)
+            return Slot(False, wait, at)
 
     def clear(self) -> None:
         with self._lock:
             self._tat.clear()
+            self._slots.clear()
 
 
 _local = _LocalCells()
@@ -108,31 +146,31 @@ def _redis():
 
 
 def slot_take(*, bot_id: int, chat_id: int, is_group: bool, max_wait: float, reserve: bool = True) -> Slot:
-    """Ask for the next send slot of a message from ``bot_id`` to ``chat_id``.
+    """Ask for the send time of the next message from ``bot_id`` to ``chat_id``.
 
     Args:
-        max_wait: seconds the caller is willing to sleep; a later slot is not reserved.
+        max_wait: seconds the caller is willing to sleep; a later time is not reserved.
         reserve: False only peeks (how long until a slot would be free).
 
     Returns:
-        Slot(granted, wait): if granted, sleep ``wait`` seconds and send; else retry after ``wait``.
+        Slot(granted, wait, at).
 
-    A Redis error does not stop delivery: the in-process cells are used for that call (logged by the caller
-    when Telegram answers 429 anyway, which is still honoured).
+    A Redis error does not stop delivery: this process's own cells are used for that call, and a 429
+    from Telegram is still honoured by the sender.
     """
-    cells = cells_for(bot_id=bot_id, chat_id=chat_id, is_group=is_group)
+    bot_cell, cells = cells_for(bot_id=bot_id, chat_id=chat_id, is_group=is_group)
     client = _redis()
     if client is not None:
         try:
-            script = client.register_script(_GCRA)
-            granted, wait_ms = script(keys=[key for key, _ in cells],
-                                      args=[int(time.time() * 1000), int(max_wait * 1000),
-                                            *[int(interval * 1000) for _, interval in cells],
-                                            "1" if reserve else "0"])
-            return Slot(bool(granted), max(0, int(wait_ms)) / 1000)
+            script = client.register_script(_SCHEDULE)
+            granted, wait_ms, at_ms = script(
+                keys=[bot_cell[0]] + [key for key, _ in cells],
+                args=[int(time.time() * 1000), int(max_wait * 1000), "1" if reserve else "0",
+                      bot_cell[1] * 1000, *[int(interval * 1000) for _, interval in cells]])
+            return Slot(bool(granted), max(0, int(wait_ms)) / 1000, int(at_ms) / 1000)
         except Exception:  # Redis down: degrade to this process's cells rather than stop answering
             pass
-    return _local.take(cells, max_wait, reserve)
+    return _local.take(bot_cell, cells, max_wait, reserve)
 
 
 def local_cells_clear() -> None:

@@ -155,6 +155,7 @@ TELEGRAM_INBOX_MAX_ATTEMPTS = env.int("TELEGRAM_INBOX_MAX_ATTEMPTS", default=5)
 TELEGRAM_RATE_PER_BOT = env.float("TELEGRAM_RATE_PER_BOT", default=30.0)
 TELEGRAM_RATE_PER_CHAT = env.float("TELEGRAM_RATE_PER_CHAT", default=1.0)
 TELEGRAM_RATE_PER_GROUP_MINUTE = env.float("TELEGRAM_RATE_PER_GROUP_MINUTE", default=20.0)
+TELEGRAM_RATE_GUARD_SECONDS = env.float("TELEGRAM_RATE_GUARD_SECONDS", default=0.1)
 TELEGRAM_RATE_REDIS_URL = env("TELEGRAM_RATE_REDIS_URL", default="") or REDIS_URL
 # A worker sleeps for a send slot up to this long (seconds); a later slot sends the update back to the queue.
 TELEGRAM_RATE_MAX_WAIT = env.float("TELEGRAM_RATE_MAX_WAIT", default=3.0)

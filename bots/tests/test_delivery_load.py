@@ -1,0 +1,122 @@
+"""Flood limits: the Redis limiter itself, and a burst of 2,000 updates for 50 bots through real workers."""
+import threading
+import time
+import uuid
+
+import pytest
+
+from django.db.models import Count
+
+from bots.ratelimit import cells_for, slot_take
+
+BURST = int(__import__("os").environ.get("LOAD_BURST", "2000"))
+
+
+@pytest.fixture
+def shared_limiter(redis_url, settings):
+    """The limiter on the test Redis, with this test's own bot ids (no leftovers from other runs)."""
+    settings.TELEGRAM_RATE_REDIS_URL = redis_url
+    settings.TELEGRAM_RATE_GUARD_SECONDS = 0.0
+    return uuid.uuid4().int % 10**9
+
+
+def test_a_chat_gets_one_slot_per_interval_and_bots_do_not_share_slots(shared_limiter, settings):
+    settings.TELEGRAM_RATE_PER_CHAT = 10.0  # 100 ms apart, to keep the test short
+    bot = shared_limiter
+    waits = [slot_take(bot_id=bot, chat_id=1, is_group=False, max_wait=5).wait for _ in range(5)]
+    assert waits[0] == pytest.approx(0, abs=0.04)  # slots are 1/30 s
+    assert all(0.07 <= b - a <= 0.11 for a, b in zip(waits, waits[1:])), waits
+    assert slot_take(bot_id=bot + 1, chat_id=1, is_group=False, max_wait=5).wait == pytest.approx(0, abs=0.04)
+    assert slot_take(bot_id=bot, chat_id=2, is_group=False, max_wait=5).wait < 0.07  # not behind chat 1
+
+
+def test_a_slot_beyond_max_wait_is_not_reserved(shared_limiter):
+    bot = shared_limiter
+    assert slot_take(bot_id=bot, chat_id=7, is_group=False, max_wait=5).granted
+    late = slot_take(bot_id=bot, chat_id=7, is_group=False, max_wait=0.2)
+    assert not late.granted and 0.8 < late.wait <= 1.05
+    again = slot_take(bot_id=bot, chat_id=7, is_group=False, max_wait=0.2, reserve=False)
+    assert again.wait <= late.wait  # the refused request took nothing
+
+
+def test_groups_get_twenty_a_minute_and_a_bot_thirty_a_second(shared_limiter):
+    bot = shared_limiter
+    first = slot_take(bot_id=bot, chat_id=-100, is_group=True, max_wait=10)
+    second = slot_take(bot_id=bot, chat_id=-100, is_group=True, max_wait=10)
+    assert first.wait < 0.05 and 2.95 <= second.at - first.at <= 3.05  # 60 s / 20
+    assert cells_for(bot_id=bot, chat_id=-100, is_group=True)[1][-1][0].startswith("tg-rate:group")
+    times = [slot_take(bot_id=bot + 7, chat_id=chat, is_group=False, max_wait=10).at for chat in range(61)]
+    assert all(b - a >= 1 / 30 - 0.002 for a, b in zip(times, times[1:]))  # one bot: 30 a second, any chats
+    assert times[-1] - times[0] == pytest.approx(2.0, abs=0.01)
+
+
+def test_concurrent_workers_never_get_the_same_slot(shared_limiter, settings):
+    settings.TELEGRAM_RATE_PER_CHAT = 50.0  # 20 ms apart
+    bot, granted = shared_limiter, []
+    lock = threading.Lock()
+
+    def worker():
+        for _ in range(10):
+            slot = slot_take(bot_id=bot, chat_id=3, is_group=False, max_wait=10)
+            with lock:
+                granted.append(slot.at)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ordered = sorted(granted)
+    assert len(ordered) == 60
+    assert min(b - a for a, b in zip(ordered, ordered[1:])) >= 0.0199  # 20 ms apart
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_burst_of_2000_updates_for_50_bots_is_answered_within_limits_and_fairly(
+        live_server, telegram, make_company, redis_url, celery_workers, settings):
+    from bots.loadgen import burst_plan, delivery_report, post_burst
+    from bots.models import Message, TelegramUpdate
+    from bots.services import bot_connect
+    from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder, wait_until
+
+    settings.TELEGRAM_RATE_REDIS_URL = redis_url
+    import redis as redis_lib
+
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    company = make_company("loadco", max_messages_per_period=100_000)
+    ingest_folder(company, DEMO_DIR / "kb")
+    tokens, bots = [], []
+    for n in range(50):
+        token = f"{7300000000 + n}:AAFloadTestToken{n:04d}xxxxxxxxxxxxxxxxxx"
+        telegram.add_bot(token, id=7300000000 + n, username=f"load_{n}_bot", first_name=f"Load {n}")
+        tokens.append(token)
+        bots.append(bot_connect(company=company, token=token, register_webhook=False))
+    celery_workers(redis_url)
+    celery_workers(redis_url)
+    plan = burst_plan(bots=50, updates=BURST)
+    post_burst(base_url=live_server.url, bots=bots, tokens=tokens, emulator=telegram, plan=plan)
+    assert TelegramUpdate.objects.count() == BURST
+
+    def finished():
+        counts = dict(TelegramUpdate.objects.values_list("status").annotate(n=Count("id")))
+        print(round(time.monotonic() - started), counts, flush=True)
+        return counts.get("done", 0) == BURST
+
+    started = time.monotonic()
+    wait_until(finished, timeout=420, interval=5)
+    assert Message.objects.filter(delivered_at__isnull=False).count() == BURST
+    assert len([c for c in telegram.calls("sendMessage") if c["status_code"] == 200]) == BURST  # none twice
+    assert not [c for c in telegram.calls("sendMessage") if c["status_code"] == 429]
+    report = delivery_report(emulator=telegram, bots=bots, tokens=tokens)
+    summary = report.summary(busy_bot_id=bots[0].id)
+    print("delivery", {k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()})
+    # Telegram's limits as observed by the emulator (send times are taken when requests arrive, so a
+    # little network jitter is allowed on the one-second gap).
+    assert report.max_per_chat_in_1s <= 1 and report.min_chat_gap >= 0.95
+    assert report.max_per_bot_in_1s <= 30
+    # The busy bot's backlog (50 questions in each of 6 chats: ≥ 49 s by the per-chat limit) does not hold
+    # the other bots back, although it was posted first.
+    assert summary["busy_max"] >= 49
+    assert summary["quiet_p50"] < summary["busy_p50"]
+    assert summary["quiet_bot_p95_worst"] < summary["busy_max"]
