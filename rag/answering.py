@@ -25,8 +25,24 @@ NOT_FOUND_TEXT = ("Sorry, I don't know the answer to that: I could not find it i
                   "Try rephrasing the question, or contact our support team.")
 LLM_NOT_FOUND_MARKER = "NOT_FOUND"
 EXTRACTIVE_MODEL = "extractive"
-# Questions of at most this many words may lean on the previous question for retrieval.
+# Questions of at most this many words may lean on the previous question for retrieval...
 FOLLOW_UP_MAX_WORDS = 8
+# ...if they read as a follow-up: they open with a connective ("and with a password?", "what about
+# teams?") or refer back with a pronoun ("can I change it?"). A complete new question ("Can I pay with
+# PayPal?") is never answered with the previous topic.
+FOLLOW_UP_OPENERS = ("and", "or", "but", "also", "so", "then", "what about", "how about", "same for", "and if")
+FOLLOW_UP_REFERENCES = frozenset({"it", "its", "that", "this", "these", "those", "they", "them", "their",
+                                  "there", "one", "ones", "same", "else"})
+
+
+def is_follow_up(question: str) -> bool:
+    """True if ``question`` reads as a follow-up of the previous turn (see FOLLOW_UP_OPENERS / _REFERENCES)."""
+    words = re.findall(r"[\w']+", question.lower())
+    if not words or len(words) > FOLLOW_UP_MAX_WORDS:
+        return False
+    text = " ".join(words)
+    return text.startswith(tuple(o + " " for o in FOLLOW_UP_OPENERS)) or text in FOLLOW_UP_OPENERS or \
+        any(w in FOLLOW_UP_REFERENCES for w in words)
 
 SYSTEM_PROMPT = (
     "{persona}\n\n"
@@ -152,7 +168,7 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
     """
     chunks = chunk_search(company=company, query=question, k=k, document_ids=document_ids)
     answerable = is_answerable(question=question, results=chunks)
-    if not answerable and history and len(question.split()) <= FOLLOW_UP_MAX_WORDS:
+    if not answerable and history and is_follow_up(question):
         # A short follow-up ("and on the free plan?") that finds nothing on its own is searched
         # together with the previous question. Its answer is used only if it comes from a document
         # the question alone already pointed at, so a new, unrelated question is never answered

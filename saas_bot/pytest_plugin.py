@@ -256,7 +256,8 @@ def celery_workers(settings):
                    DATABASE_NAME=connection.settings_dict["NAME"], LOG_LEVEL="WARNING", **extra_env)
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "saas_bot", "worker", "-P", "solo", "--without-gossip",
-             "--without-mingle", "--loglevel=WARNING"], cwd=BASE_DIR, env=env)
+             "--without-mingle", "--loglevel=WARNING", "-n", f"test{len(processes)}-{os.getpid()}@%h"],
+            cwd=BASE_DIR, env=env)
         processes.append(process)
         app.conf.task_always_eager = False
         settings.CELERY_TASK_ALWAYS_EAGER = False

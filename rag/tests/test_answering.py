@@ -71,3 +71,15 @@ def test_a_new_short_question_is_not_answered_with_the_previous_topic(company, d
     assert after.sources[0].document == alone.sources[0].document == "contacting-support.html"
     nonsense = answer_question(company=company, question="banana 2*3=6 [docs] _now_!", history=history)
     assert nonsense.refused
+
+
+def test_a_complete_new_question_after_an_answer_is_not_answered_with_the_previous_topic(company, demo_kb):
+    from rag.answering import is_follow_up
+
+    history = [("how many API requests per minute am I allowed?", "120 requests per minute")]
+    answer = answer_question(company=company, question="Can I pay for my plan with PayPal?", history=history)
+    assert answer.refused or all(s.document != "api-and-webhooks.pdf" for s in answer.sources)
+    unrelated = answer_question(company=company, question="Can I pay my gym membership with PayPal?", history=history)
+    assert unrelated.refused
+    assert is_follow_up("and with a password?") and is_follow_up("can I change it?")
+    assert is_follow_up("what about teams?") and not is_follow_up("Can I pay for my plan with PayPal?")
