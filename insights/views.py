@@ -159,10 +159,12 @@ def plotly_js(request: HttpRequest) -> HttpResponse:
 
 
 def _period_days(current: dict) -> tuple[dt.date, dt.date]:
+    """The period's first and last UTC day (an open-ended period: up to today)."""
     start = current["period_start"].date()
-    end = timezone.now().date()
     if current["period_end"] is not None:
-        end = min(end, (current["period_end"] - dt.timedelta(microseconds=1)).date())
+        end = (current["period_end"] - dt.timedelta(microseconds=1)).date()
+    else:
+        end = timezone.now().date()
     return start, max(start, end)
 
 
@@ -179,8 +181,12 @@ def _charts(company: Company, start: dt.date, end: dt.date) -> list[str]:
             figure.add_trace(go.Bar(x=[r["day"].isoformat() for r in series], y=[r[metric] for r in series],
                                     name=series[0]["bot"]))
         figure.update_layout(title=title, barmode="stack", height=320, margin=dict(l=50, r=20, t=50, b=40),
-                             legend_title_text="Bot", xaxis=dict(type="date"), yaxis=dict(rangemode="tozero"))
+                             legend_title_text="Bot", showlegend=True,
+                             xaxis=dict(type="date", tickformat="%b %d", range=[
+                                 (start - dt.timedelta(hours=12)).isoformat(), (end + dt.timedelta(hours=12)).isoformat()]),
+                             yaxis=dict(rangemode="tozero"))
         charts.append(figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"usage-{metric}-chart",
+                                     default_width="100%", default_height="320px",
                                      config={"displaylogo": False, "responsive": True}))
     return charts
 
