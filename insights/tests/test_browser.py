@@ -40,13 +40,14 @@ def test_flow_a_playground_usage_and_knowledge_gaps(bot, browser):
     source.wait_for()
     assert "API" in source.inner_text() and "page" in source.inner_text()
     assert page.locator(".playground-usage").first.inner_text().startswith("Answered")
+    browser.shot("playground")
     page.click("button[name=action][value=new]")  # a new topic: no memory of the API question
     page.locator(".messagelist .info").wait_for()
     page.fill("#id_question", "Can I pay for my plan with PayPal?")
     page.click("#playground-form input[type=submit][value=Ask]")
     page.locator(".playground-turn").first.wait_for()
     assert page.locator(".messagelist .warning").inner_text().startswith("Not found in the documents")
-    browser.shot("playground")
+    browser.shot("playground-not-found")
     assert list(Message.objects.filter(bot=bot, conversation__channel="playground").order_by("id")
                 .values_list("status", flat=True)) == ["answered", "not_found"]
 
@@ -62,6 +63,24 @@ def test_flow_a_playground_usage_and_knowledge_gaps(bot, browser):
     group = page.locator(".gap-group").first
     assert "PayPal" in group.inner_text() and "asked 1 time" in group.inner_text()
     browser.shot("knowledge-gaps")
+
+
+def test_staff_see_usage_across_companies(bot, make_company, browser):
+    make_company("globex", max_messages_per_period=50, max_documents=10)
+    User.objects.create_superuser("root", email="root@example.com", password=PASSWORD)
+    page = browser.page
+    browser.login("root", PASSWORD)
+    browser.goto("/admin/usage/")
+    page.select_option("#id_company", label="Globex")  # the chooser submits itself
+    page.wait_for_url("**/admin/usage/?company=*")
+    page.locator("#usage-messages-chart .main-svg").first.wait_for()
+    assert "Globex" in page.locator("#content-main h2").first.inner_text()
+    rows = page.locator("#usage-all-companies tbody tr")
+    assert rows.count() == 2 and "Acme" in rows.nth(0).inner_text() and "Globex" in rows.nth(1).inner_text()
+    with page.expect_download() as download:
+        page.click("text=Export CSV (all companies)")
+    assert download.value.suggested_filename == "usage-companies.csv"
+    browser.shot("usage-staff")
 
 
 def _admin_forms_contract() -> bool:
