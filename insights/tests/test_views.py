@@ -169,3 +169,21 @@ def test_knowledge_gaps_answer_once(client, bot, make_company):
     assert response.context["groups"] == []
     response = client.post(reverse("admin-knowledge-gaps"), {**form, "answer": ""}, follow=True)
     assert "Write the answer." in _messages(response)
+
+
+def test_playground_provider_outage_and_no_subscription_are_messages(client, bot, llm):
+    from billing.models import Subscription
+
+    _kb(bot.company)
+    member(client, bot.company)
+    url = reverse("admin-playground", kwargs={"bot_id": bot.id})
+    llm.fail_next(status=500, times=10)
+    response = client.post(url, {"question": "how long do sharing links stay valid by default?"})
+    assert response.status_code == 200
+    assert any("fail" in m.lower() or "unavailable" in m.lower() for m in _messages(response)), _messages(response)
+    assert 'how long do sharing links stay valid by default?</textarea>' in response.content.decode()  # kept
+
+    Subscription.objects.filter(company=bot.company).update(status=Subscription.Status.CANCELED)
+    response = client.post(url, {"question": "how long do sharing links stay valid by default?"}, follow=True)
+    assert response.status_code == 200
+    assert any("no live subscription" in m for m in _messages(response))
