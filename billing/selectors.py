@@ -157,3 +157,75 @@ def rows_to_csv(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def usage_daily_by_bot(*, company: Company, start: dt.date, end: dt.date) -> list[dict]:
+    """Per UTC day from ``start`` to ``end`` inclusive and per bot of the company (zeros included), from the ledger.
+
+    One query for the dashboard's charts (``usage_daily`` gives one bot or the whole company). Events
+    without a bot (document embeddings) are left out.
+
+    Returns:
+        [{"day": date, "bot_id": int, "bot": str ("@username" or name), "messages": int, "tokens": int}],
+        ordered by bot then day; [] when the company has no bot.
+    """
+    from bots.models import Bot
+
+    bots = {b.id: str(b) for b in Bot.objects.for_company(company).order_by("id")}
+    if not bots:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day, e.bot_id,
+                   count(e.id) FILTER (WHERE e.kind = 'message'),
+                   coalesce(sum(e.prompt_tokens + e.completion_tokens) FILTER (WHERE e.kind = 'llm_tokens'), 0)
+            FROM billing_usageevent e
+            WHERE e.company_id = %s AND e.bot_id IS NOT NULL
+              AND e.occurred_at >= %s::date AND e.occurred_at < %s::date + 1
+            GROUP BY 1, 2
+            """,
+            [company.id, start, end],
+        )
+        found = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in cursor.fetchall()}
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    return [{"day": day, "bot_id": bot_id, "bot": name, "messages": found.get((day, bot_id), (0, 0))[0],
+             "tokens": found.get((day, bot_id), (0, 0))[1]}
+            for bot_id, name in bots.items() for day in days]
+
+
+def usage_limits_all() -> list[dict]:
+    """Staff view: every company with a live subscription, its current period against every plan limit.
+
+    Returns:
+        [{"company": Company, "plan", "status", "period_start", "period_end", "limits": [LimitUsage as dict]}]
+        ordered by company name (``usage_current`` per company; companies without a live subscription
+        are left out).
+    """
+    from saas_bot.errors import NoLiveSubscription
+
+    rows = []
+    for company in Company.objects.filter(subscriptions__status__in=Subscription.LIVE_STATUSES).distinct() \
+            .order_by("name"):
+        try:
+            current = usage_current(company=company)
+        except NoLiveSubscription:
+            continue
+        rows.append({"company": company, **{k: current[k] for k in ("plan", "status", "period_start",
+                                                                     "period_end", "limits")}})
+    return rows
+
+
+def usage_limits_csv_rows(rows: list[dict]) -> list[dict]:
+    """Flatten ``usage_limits_all()`` rows for ``rows_to_csv``: one column pair ``<limit>_used``/``<limit>_max``
+    per limit (empty max = unlimited)."""
+    flat = []
+    for row in rows:
+        out = {"company": row["company"].name, "slug": row["company"].slug, "plan": row["plan"],
+               "status": row["status"], "period_start": row["period_start"].date().isoformat(),
+               "period_end": row["period_end"].date().isoformat() if row["period_end"] else ""}
+        for limit in row["limits"]:
+            out[f"{limit['limit']}_used"] = limit["used"]
+            out[f"{limit['limit']}_max"] = "" if limit["maximum"] is None else limit["maximum"]
+        flat.append(out)
+    return flat

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.db import models
 
 from saas_bot.models import CompanyQuerySet
@@ -219,3 +220,29 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CompanyQuerySet.as_manager()
+
+
+class KnowledgeGapResolution(models.Model):
+    """An answer a company admin wrote once for a group of unanswered (or 👎) questions.
+
+    The answer is stored as a Q&A document (``document``, indexed like any other); the questions it
+    covers (``messages``) leave the knowledge-gaps list. See ``bots.knowledge_gaps``.
+    """
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="+")
+    question = models.CharField(max_length=300, help_text="The question as the admin titled it.")
+    answer = models.TextField()
+    document = models.ForeignKey("rag.Document", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="gap_resolutions", help_text="The Q&A document holding the answer.")
+    messages = models.ManyToManyField(Message, related_name="gap_resolutions",
+                                      help_text="The unanswered or 👎 questions this answer covers.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.question

@@ -291,3 +291,110 @@ def _fresh_webhook_cache():
     local_cells_clear()  # flood-limit slots of an earlier test's chats do not delay this one
     yield
     webhook_cache_clear()
+
+
+# Browser tests (issue 5): Debian's chromium driven by Playwright's Python package. `playwright install`
+# (a browser download) is never used; `make test` under CI=true installs chromium with apt-get.
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS_DIR = BASE_DIR / "var" / "screenshots"
+DOCS_IMAGES_DIR = BASE_DIR / "docs" / "images"
+
+
+class BrowserSession:
+    """A Playwright ``page`` on the live server; ``shot(name)`` saves a screenshot of the current step.
+
+    Screenshots go to ``var/screenshots/<test>/<NN>-<name>.png`` (test artifacts) and, with
+    ``SCREENSHOTS_TO_DOCS=1``, also to ``docs/images/admin-<name>.png`` (the docs' pictures).
+    """
+
+    def __init__(self, page, base_url: str, test_name: str, to_docs: bool) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.folder = SCREENSHOTS_DIR / test_name
+        self.to_docs = to_docs
+        self.steps = 0
+
+    def goto(self, path: str):
+        return self.page.goto(self.base_url + path)
+
+    def login(self, username: str, password: str) -> None:
+        self.goto("/admin/login/")
+        self.page.fill("#id_username", username)
+        self.page.fill("#id_password", password)
+        self.page.click("input[type=submit]")
+        self.page.wait_for_url(lambda url: "/admin/login/" not in url)
+
+    def shot(self, name: str) -> Path:
+        self.steps += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.steps:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        if self.to_docs:
+            DOCS_IMAGES_DIR.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(DOCS_IMAGES_DIR / f"admin-{name}.png"), full_page=True)
+        return path
+
+
+@pytest.fixture
+def browser(live_server, request, monkeypatch):
+    """A BrowserSession in headless Chromium (``/usr/bin/chromium``) on pytest-django's ``live_server``.
+
+    Skips with the reason when Chromium or Playwright is absent, except under CI=true (then fails: CI
+    installs them). The live server runs in a thread of this process, so eager tasks (ingestion, the
+    usage ledger) run inside it and ``settings`` changes (emulator URLs) reach it.
+
+    Request it last: Playwright's sync API runs an event loop in the test's thread, so fixtures that
+    call ``asyncio.run`` (``bot``: python-telegram-bot's getMe) must be set up before it.
+    """
+    import shutil
+
+    ci = os.environ.get("CI") == "true"
+    reason = None
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is absent (Debian's chromium: apt-get install -y chromium; make test does it under CI=true)"
+    else:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError as exc:
+            reason = f"Playwright's Python package is not installed ({exc}); run make install"
+    if reason:
+        if ci:
+            pytest.fail(f"browser tests must run under CI=true: {reason}")
+        pytest.skip(reason)
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    shutil.rmtree(SCREENSHOTS_DIR / request.node.name, ignore_errors=True)
+    with sync_playwright() as playwright:
+        # --no-sandbox: CI and this machine run as root, where Chromium's sandbox cannot start.
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        session = BrowserSession(page, live_server.url, request.node.name,
+                                 to_docs=os.environ.get("SCREENSHOTS_TO_DOCS") == "1")
+        try:
+            yield session
+        finally:
+            report = getattr(request.node, "rep_call", None)
+            if report is not None and report.failed:
+                try:  # the page as it was when the test failed, next to the steps
+                    session.to_docs = False
+                    session.shot("failure")
+                except Exception:
+                    pass
+            # While Playwright's loop runs, Django keeps this thread's connections per asyncio context
+            # (asgiref Local): the test's ORM calls opened their own; close it before the database is dropped.
+            from django.db import connections
+
+            connections.close_all()
+            context.close()
+            chromium.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item (``item.rep_call``) so fixtures can tell a failed test."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "billing",
     "bots",
     "rag",
+    "insights",
 ]
 
 MIDDLEWARE = [

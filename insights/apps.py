@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class InsightsConfig(AppConfig):
+    """Admin pages beyond ModelAdmins: playground, usage dashboard, knowledge gaps (issue 5)."""
+
+    name = "insights"
+    verbose_name = "Insights"

@@ -1,0 +1,283 @@
+"""Admin pages beyond ModelAdmins: the playground, the usage dashboard and knowledge gaps (issue 5).
+
+Every view is wrapped in ``admin.site.admin_view`` (login required) in ``insights/urls.py``. Company
+members work in ``tenants.access.current_company(request)``; platform staff choose any company
+(``?company=<id>``). Another company's bot is a 404. Viewers read; asking in the playground (it
+costs usage) and writing answers need an owner/admin role (``tenants.access.can_edit``). The views
+parse input, call one service or selector and render; the rules live in ``bots``, ``billing``, ``rag``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from importlib import resources
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from billing.selectors import (
+    rows_to_csv,
+    usage_current,
+    usage_daily_by_bot,
+    usage_limits_all,
+    usage_limits_csv_rows,
+)
+from bots.knowledge_gaps import knowledge_gap_resolve, knowledge_gaps
+from bots.models import Bot, Conversation, KnowledgeGapResolution, Message
+from bots.services import QUESTION_MAX_CHARS, ask
+from saas_bot.errors import NoLiveSubscription, ServiceError
+from tenants.access import can_edit, current_company, is_platform_staff
+from tenants.models import Company
+
+PLAYGROUND_SESSION_KEY = "playground_conversation:{bot_id}"
+LIMIT_LABELS = {
+    "max_bots": "Bots",
+    "max_documents": "Documents",
+    "max_storage_bytes": "Storage",
+    "max_messages_per_period": "Messages this period",
+    "max_tokens_per_period": "Tokens this period",
+    "max_messages_per_end_user_per_day": "Busiest end user today (messages)",
+}
+
+
+def _context(request: HttpRequest, title: str, **extra) -> dict:
+    return {**admin.site.each_context(request), "title": title, **extra}
+
+
+def _scope(request: HttpRequest) -> tuple[Company | None, list[Company]]:
+    """(company to show, companies to choose from). Staff choose with ``?company=<id>``; members get theirs."""
+    if is_platform_staff(request.user):
+        companies = list(Company.objects.order_by("name"))
+        chosen = request.GET.get("company") or request.POST.get("company")
+        company = next((c for c in companies if str(c.pk) == chosen), None)
+        return company or current_company(request) or (companies[0] if companies else None), companies
+    company = current_company(request)
+    if company is None:
+        raise PermissionDenied("You are not a member of any company.")
+    return company, []
+
+
+def _bot_in_scope(request: HttpRequest, bot_id: int) -> Bot:
+    bots = Bot.objects.select_related("company")
+    if not is_platform_staff(request.user):
+        company = current_company(request)
+        if company is None:
+            raise Http404("Bot not found.")
+        bots = bots.for_company(company)
+    bot = bots.filter(id=bot_id).first()
+    if bot is None:
+        raise Http404("Bot not found.")
+    return bot
+
+
+def _with_company(url: str, request: HttpRequest, company: Company | None) -> str:
+    if company is not None and is_platform_staff(request.user):
+        return f"{url}?{urlencode({'company': company.pk})}"
+    return url
+
+
+# Playground -------------------------------------------------------------------------------------------------
+
+
+def playground_index(request: HttpRequest) -> HttpResponse:
+    """The bots one can try: the company's (members) or every company's (staff)."""
+    bots = Bot.objects.select_related("company").order_by("company__name", "name")
+    if not is_platform_staff(request.user):
+        company, _ = _scope(request)
+        bots = bots.for_company(company)
+    return TemplateResponse(request, "insights/playground_index.html",
+                            _context(request, "Playground", bots=list(bots)))
+
+
+def playground(request: HttpRequest, bot_id: int) -> HttpResponse:
+    """Ask one bot a question through the Telegram pipeline (``bots.services.ask``, channel "playground").
+
+    The conversation id is kept in the session per bot, so follow-up questions use its memory; the
+    "new conversation" button ends it. Service errors and limit replies are shown as messages.
+    """
+    bot = _bot_in_scope(request, bot_id)
+    editable = can_edit(request.user, bot.company)
+    key = PLAYGROUND_SESSION_KEY.format(bot_id=bot.id)
+    conversation = (Conversation.objects.filter(id=request.session.get(key), bot=bot,
+                                                channel=Conversation.Channel.PLAYGROUND, ended_at__isnull=True)
+                    .first() if request.session.get(key) else None)
+    question = ""
+    if request.method == "POST":
+        if not editable:
+            raise PermissionDenied("Viewers cannot ask in the playground (questions count against the plan).")
+        if request.POST.get("action") == "new":
+            if conversation is not None:
+                Conversation.objects.filter(id=conversation.id).update(ended_at=timezone.now())
+            request.session.pop(key, None)
+            messages.info(request, "New conversation: earlier questions are no longer used as memory.")
+            return redirect(request.path)
+        question = request.POST.get("question", "")
+        try:
+            result = ask(bot=bot, question=question, channel=Conversation.Channel.PLAYGROUND,
+                         conversation=conversation)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        else:
+            request.session[key] = result.message.conversation_id
+            message = result.message
+            if message.status == Message.Status.LIMIT_REACHED:
+                messages.warning(request, "A plan limit is reached: end users get the limit message. "
+                                          "See the usage dashboard.")
+            elif message.status == Message.Status.NO_SUBSCRIPTION:
+                messages.error(request, "The company has no live subscription: the bot does not answer.")
+            elif message.status == Message.Status.NOT_FOUND:
+                messages.warning(request, "Not found in the documents: the question is listed in knowledge gaps.")
+            return redirect(request.path)
+    turns = list(conversation.messages.order_by("created_at", "id")) if conversation else []
+    return TemplateResponse(request, "insights/playground.html", _context(
+        request, f"Playground: {bot}", bot=bot, turns=turns, editable=editable, question=question,
+        question_max_chars=QUESTION_MAX_CHARS))
+
+
+# Usage ------------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _plotly_js() -> bytes:
+    return resources.files("plotly").joinpath("package_data/plotly.min.js").read_bytes()
+
+
+def plotly_js(request: HttpRequest) -> HttpResponse:
+    """plotly.js as shipped inside the plotly package (nothing is fetched from a CDN); cached a day."""
+    import plotly
+
+    response = HttpResponse(_plotly_js(), content_type="application/javascript")
+    response["Cache-Control"] = "private, max-age=86400"
+    response["ETag"] = f'"plotly-{plotly.__version__}"'
+    return response
+
+
+def _period_days(current: dict) -> tuple[dt.date, dt.date]:
+    """The period's first and last UTC day (an open-ended period: up to today)."""
+    start = current["period_start"].date()
+    if current["period_end"] is not None:
+        end = (current["period_end"] - dt.timedelta(microseconds=1)).date()
+    else:
+        end = timezone.now().date()
+    return start, max(start, end)
+
+
+def _charts(company: Company, start: dt.date, end: dt.date) -> list[str]:
+    """Two plotly bar charts (messages, tokens per day; one colour per bot) as HTML fragments."""
+    import plotly.graph_objects as go
+
+    rows = usage_daily_by_bot(company=company, start=start, end=end)
+    charts = []
+    for metric, title in (("messages", "Messages per day"), ("tokens", "Tokens per day")):
+        figure = go.Figure()
+        for bot_id in dict.fromkeys(r["bot_id"] for r in rows):
+            series = [r for r in rows if r["bot_id"] == bot_id]
+            figure.add_trace(go.Bar(x=[r["day"].isoformat() for r in series], y=[r[metric] for r in series],
+                                    name=series[0]["bot"]))
+        figure.update_layout(title=title, barmode="stack", height=320, margin=dict(l=50, r=20, t=50, b=40),
+                             legend_title_text="Bot", showlegend=True,
+                             xaxis=dict(type="date", tickformat="%b %d", range=[
+                                 (start - dt.timedelta(hours=12)).isoformat(), (end + dt.timedelta(hours=12)).isoformat()]),
+                             yaxis=dict(rangemode="tozero"))
+        charts.append(figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"usage-{metric}-chart",
+                                     default_width="100%", default_height="320px",
+                                     config={"displaylogo": False, "responsive": True}))
+    return charts
+
+
+def _limit_rows(limits: list[dict]) -> list[dict]:
+    return [{**row, "label": LIMIT_LABELS.get(row["limit"], row["limit"]),
+             "bar": min(100.0, row["percent"] or 0.0),
+             "level": "error" if (row["percent"] or 0) >= 100 else "warning" if (row["percent"] or 0) >= 80 else "ok"}
+            for row in limits]
+
+
+def usage_dashboard(request: HttpRequest) -> HttpResponse:
+    """The current period against every plan limit and daily charts per bot; staff also get every company."""
+    company, companies = _scope(request)
+    current, charts = None, []
+    if company is not None:
+        try:
+            current = usage_current(company=company)
+        except NoLiveSubscription as exc:
+            messages.warning(request, f"{company}: {exc.message}")
+        else:
+            current["limits"] = _limit_rows(current["limits"])
+            start, end = _period_days(current)
+            charts = _charts(company, start, end)
+    all_companies = None
+    if is_platform_staff(request.user):
+        all_companies = [{**row, "limits": _limit_rows(row["limits"])} for row in usage_limits_all()]
+    return TemplateResponse(request, "insights/usage.html", _context(
+        request, "Usage", company=company, companies=companies, current=current, charts=charts,
+        all_companies=all_companies, is_staff_view=is_platform_staff(request.user)))
+
+
+def usage_export(request: HttpRequest) -> HttpResponse:
+    """Staff CSV: every company against its limits, or (``?company=<id>``) one company's days per bot."""
+    if not is_platform_staff(request.user):
+        raise PermissionDenied("CSV export is for platform staff.")
+    chosen = request.GET.get("company")
+    if chosen:
+        company = Company.objects.filter(pk=chosen).first() if chosen.isdigit() else None
+        if company is None:
+            raise Http404("Company not found.")
+        try:
+            current = usage_current(company=company)
+        except NoLiveSubscription:
+            rows = []
+        else:
+            start, end = _period_days(current)
+            rows = [{"day": r["day"].isoformat(), "bot": r["bot"], "messages": r["messages"], "tokens": r["tokens"]}
+                    for r in usage_daily_by_bot(company=company, start=start, end=end)]
+        name = f"usage-{company.slug}-daily.csv"
+    else:
+        rows = usage_limits_csv_rows(usage_limits_all())
+        name = "usage-companies.csv"
+    response = HttpResponse(rows_to_csv(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+# Knowledge gaps ---------------------------------------------------------------------------------------------
+
+
+def _ids(raw: str) -> list[int]:
+    return [int(part) for part in raw.replace(",", " ").split() if part.isdigit()]
+
+
+def knowledge_gaps_view(request: HttpRequest) -> HttpResponse:
+    """Grouped unanswered / 👎 questions, most frequent first; an owner/admin answers a group once."""
+    company, companies = _scope(request)
+    editable = company is not None and can_edit(request.user, company)
+    here = _with_company(reverse("admin-knowledge-gaps"), request, company)
+    if request.method == "POST":
+        if not editable:
+            raise PermissionDenied("Viewers cannot write answers.")
+        try:
+            resolution = knowledge_gap_resolve(company=company, message_ids=_ids(request.POST.get("message_ids", "")),
+                                               question=request.POST.get("question", ""),
+                                               answer=request.POST.get("answer", ""), user=request.user)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Saved as the Q&A document “{resolution.question}”: it is indexed like any "
+                                      f"other document and answers the next such question.")
+        return redirect(here)
+    groups = []
+    if company is not None:
+        try:
+            groups = knowledge_gaps(company=company)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+    resolutions = (list(KnowledgeGapResolution.objects.for_company(company).select_related("document", "created_by")
+                        [:20]) if company is not None else [])
+    return TemplateResponse(request, "insights/knowledge_gaps.html", _context(
+        request, "Knowledge gaps", company=company, companies=companies, groups=groups, resolutions=resolutions,
+        editable=editable, is_staff_view=is_platform_staff(request.user)))
