@@ -59,7 +59,7 @@ INSTALLED_APPS = [
     "billing",
     "bots",
     "rag",
-    "insights",
+    "saas_bot.insights",
 ]
 
 MIDDLEWARE = [

@@ -5,7 +5,7 @@ from bots.views import telegram_webhook
 
 urlpatterns = [
     # Insight pages (playground, usage, knowledge gaps) live under /admin/ and must come before the admin site.
-    path("admin/", include("insights.urls")),
+    path("admin/", include("saas_bot.insights.urls")),
     path("admin/", admin.site.urls),
     # setWebhook registers the URL with the slash; without it we answer the same (Telegram does not
     # follow redirects, so APPEND_SLASH's 301 would lose updates).

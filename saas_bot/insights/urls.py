@@ -2,7 +2,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from insights import views
+from saas_bot.insights import views
 
 urlpatterns = [
     path("playground/", admin.site.admin_view(views.playground_index), name="admin-playground-index"),
