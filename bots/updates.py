@@ -26,7 +26,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from bots import telegram as tg
 from bots.formatting import Part, format_answer, format_sources
 from bots.models import Bot, Chat, Message, TelegramUpdate
-from bots.ratelimit import slot_take
+from bots.ratelimit import intake_priority, send_gate, slot_take
 from bots.services import (bot_token, bot_token_revoked, chat_upsert, conversation_end, conversation_for_chat,
                            message_answer, message_feedback_set, telegram_user_upsert)
 from saas_bot.errors import ProviderUnavailable, ServiceError
@@ -80,7 +80,7 @@ def update_receive(*, bot_id: int, company_id: int, payload: dict) -> bool:
         )
         row = cursor.fetchone()
     if row:
-        enqueue_on_commit(process_update_task, row[0], background=True)
+        enqueue_on_commit(process_update_task, row[0], background=True, priority=intake_priority(bot_id))
     return row is not None
 
 
@@ -435,6 +435,8 @@ def _send(bot: Bot, where: _Where, parts: list[Part], *, reply_to: int | None = 
                 raise RetryLater(slot.wait, f"flood limit: next slot in {slot.wait:.1f}s", flood=True)
             if slot.wait > 0:
                 await asyncio.sleep(slot.wait)
+            while (late := send_gate(bot_id=bot.id, chat_id=chat.telegram_chat_id, is_group=where.is_group)) > 0:
+                await asyncio.sleep(late)
             attempt = 0
             use_plain = False
             while True:

@@ -140,7 +140,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
                                    "socket_connect_timeout": 1, "socket_timeout": 2,
                                    # An unacknowledged task (worker killed) is delivered again after this many seconds.
-                                   "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+                                   "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+                                   # Priorities 0 (first) to 9 on Redis: a bot flooding us is queued behind
+                                   # the others (bots.ratelimit.intake_priority).
+                                   "priority_steps": list(range(10)), "sep": ":",
+                                   "queue_order_strategy": "priority"}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -157,6 +161,10 @@ TELEGRAM_RATE_PER_BOT = env.float("TELEGRAM_RATE_PER_BOT", default=30.0)
 TELEGRAM_RATE_PER_CHAT = env.float("TELEGRAM_RATE_PER_CHAT", default=1.0)
 TELEGRAM_RATE_PER_GROUP_MINUTE = env.float("TELEGRAM_RATE_PER_GROUP_MINUTE", default=20.0)
 TELEGRAM_RATE_GUARD_SECONDS = env.float("TELEGRAM_RATE_GUARD_SECONDS", default=0.1)
+# A bot that receives more than this many updates within TELEGRAM_FAIR_WINDOW_SECONDS gets the rest
+# processed after other bots' updates (lower queue priority), so its backlog never holds them up.
+TELEGRAM_FAIR_SHARE = env.int("TELEGRAM_FAIR_SHARE", default=40)
+TELEGRAM_FAIR_WINDOW_SECONDS = env.int("TELEGRAM_FAIR_WINDOW_SECONDS", default=10)
 TELEGRAM_RATE_REDIS_URL = env("TELEGRAM_RATE_REDIS_URL", default="") or REDIS_URL
 # A worker sleeps for a send slot up to this long (seconds); a later slot sends the update back to the queue.
 TELEGRAM_RATE_MAX_WAIT = env.float("TELEGRAM_RATE_MAX_WAIT", default=3.0)

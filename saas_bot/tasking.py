@@ -48,12 +48,13 @@ def _run_in_background(task: Task, args: tuple, kwargs: dict) -> None:
         connections.close_all()
 
 
-def enqueue(task: Task, *args: Any, background: bool = False, **kwargs: Any) -> None:
+def enqueue(task: Task, *args: Any, background: bool = False, priority: int | None = None, **kwargs: Any) -> None:
     """Send ``task`` now (outside any transaction wrapper).
 
     Args:
         task: a Celery task.
         background: in eager mode, run in a background thread instead of inline.
+        priority: queue priority on Redis, 0 (first, the default) to 9; ignored in eager mode.
 
     Broker errors are logged, not raised: every task we enqueue is backed by a
     database row that a periodic sweep re-enqueues, so nothing is lost.
@@ -65,14 +66,16 @@ def enqueue(task: Task, *args: Any, background: bool = False, **kwargs: Any) -> 
             _run_eager(task, args, kwargs)
         return
     try:
-        task.apply_async(args=args, kwargs=kwargs, retry=False)
+        options = {"priority": priority} if priority is not None else {}
+        task.apply_async(args=args, kwargs=kwargs, retry=False, **options)
     except Exception:
         logger.warning("broker unreachable; %s will be re-enqueued by the sweep", task.name, exc_info=True)
 
 
-def enqueue_on_commit(task: Task, *args: Any, background: bool = False, **kwargs: Any) -> None:
+def enqueue_on_commit(task: Task, *args: Any, background: bool = False, priority: int | None = None,
+                      **kwargs: Any) -> None:
     """Like :func:`enqueue`, but only once the current transaction commits."""
-    transaction.on_commit(lambda: enqueue(task, *args, background=background, **kwargs))
+    transaction.on_commit(lambda: enqueue(task, *args, background=background, priority=priority, **kwargs))
 
 
 def wait_for_background_tasks(timeout: float = 120.0) -> None:

@@ -50,6 +50,30 @@ def test_groups_get_twenty_a_minute_and_a_bot_thirty_a_second(shared_limiter):
     assert times[-1] - times[0] == pytest.approx(2.0, abs=0.01)
 
 
+def test_the_send_gate_spaces_actual_sends_of_a_chat(shared_limiter, settings):
+    from bots.ratelimit import send_gate
+
+    settings.TELEGRAM_RATE_PER_CHAT = 5.0  # 200 ms
+    bot = shared_limiter
+    assert send_gate(bot_id=bot, chat_id=4, is_group=False) == 0
+    wait = send_gate(bot_id=bot, chat_id=4, is_group=False)
+    assert 0.15 < wait <= 0.2
+    time.sleep(wait)
+    assert send_gate(bot_id=bot, chat_id=4, is_group=False) == 0
+    assert send_gate(bot_id=bot, chat_id=5, is_group=False) == 0  # other chats are not held
+
+
+def test_a_flooding_bot_gets_a_lower_queue_priority(shared_limiter, settings):
+    from bots.ratelimit import PRIORITY_FLOODING, PRIORITY_NORMAL, intake_priority
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.TELEGRAM_FAIR_SHARE = 5
+    settings.TELEGRAM_FAIR_WINDOW_SECONDS = 60
+    bot = shared_limiter
+    assert [intake_priority(bot) for _ in range(7)] == [PRIORITY_NORMAL] * 5 + [PRIORITY_FLOODING] * 2
+    assert intake_priority(bot + 1) == PRIORITY_NORMAL
+
+
 def test_concurrent_workers_never_get_the_same_slot(shared_limiter, settings):
     settings.TELEGRAM_RATE_PER_CHAT = 50.0  # 20 ms apart
     bot, granted = shared_limiter, []

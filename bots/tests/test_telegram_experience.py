@@ -174,7 +174,8 @@ def test_edited_question_gets_one_polite_note_unless_the_bot_answers_edits(bot, 
     assert run(bot, again) == "ignored"  # one note per message, not one per edit
     Bot.objects.filter(id=bot.id).update(edited_messages=Bot.EditedMessages.ANSWER)
     bot.refresh_from_db()
-    third = {"update_id": edit["update_id"] + 2, "edited_message": dict(edit["edited_message"])}
+    third = {"update_id": edit["update_id"] + 2,
+             "edited_message": dict(edit["edited_message"], text="what are your support hours, please?")}
     assert run(bot, third) == "done"
     assert "08:00" in telegram.sent_messages()[-1]["text"]
     assert Message.objects.count() == 2
