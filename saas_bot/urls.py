@@ -10,3 +10,8 @@ urlpatterns = [
     path("telegram/webhook/<str:public_id>/", telegram_webhook, name="telegram-webhook"),
     path("telegram/webhook/<str:public_id>", telegram_webhook, name="telegram-webhook-no-slash"),
 ]
+
+# Issue 5: the one-time link of a team invitation (outside /admin/, the invitee is not signed in yet).
+from tenants.views import invitation_accept_view  # noqa: E402
+
+urlpatterns += [path("invitations/<str:token>/", invitation_accept_view, name="invitation-accept")]
