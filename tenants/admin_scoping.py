@@ -78,7 +78,13 @@ class _ScopingMixin:
 
     def _scope_choices(self, formfield, request):
         queryset = getattr(formfield, "queryset", None)
-        if queryset is None or is_platform_staff(request.user):
+        if queryset is None:
+            return formfield
+        if is_platform_staff(request.user):
+            # Staff editing one company's object pick among that company's rows (any company when adding).
+            company_id = getattr(request, "_scoping_company_id", None)
+            if company_id and company_field_of(queryset.model):
+                formfield.queryset = queryset.filter(company_id=company_id)
             return formfield
         if queryset.model is Company:
             company = current_company(request)
@@ -86,6 +92,10 @@ class _ScopingMixin:
         elif company_field_of(queryset.model):
             formfield.queryset = self.scoped(request, queryset)
         return formfield
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        request._scoping_company_id = getattr(obj, "company_id", None)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_exclude(self, request, obj=None):
         exclude = list(super().get_exclude(request, obj) or [])
