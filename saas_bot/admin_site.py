@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 
-from tenants.access import current_company, is_platform_staff
+from tenants.access import current_company, is_platform_staff, memberships_of
 
 # (group name, slug, [(app_label, model_name) ...], [(URL name, link text) ...])
 INDEX_GROUPS = [
@@ -45,7 +45,16 @@ class SaasBotAdminSite(admin.AdminSite):
         if user is not None and user.is_authenticated:
             context["platform_staff"] = is_platform_staff(user)
             context["current_company"] = current_company(request) if hasattr(request, "session") else None
+            context["member_companies"] = [m.company for m in memberships_of(user)]
         return context
+
+    def get_urls(self):
+        from django.urls import path
+
+        from tenants.views import company_switch_view
+
+        return [path("switch-company/", self.admin_view(company_switch_view), name="switch-company"),
+                *super().get_urls()]
 
     def get_app_list(self, request, app_label=None):
         """Grouped on the index (and the sidebar); per app on an app's own page."""

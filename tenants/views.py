@@ -36,3 +36,20 @@ def invitation_accept_view(request, token: str):
         return redirect("admin:login")
     return render(request, "tenants/invitation_accept.html",
                   {**context, "invitation": invitation, "form": form, "existing": existing})
+
+
+def company_switch_view(request):
+    """POST ``company_id``: work in that company (a member of several chooses here); others are ignored."""
+    from django.http import HttpResponseNotAllowed
+
+    from tenants.access import SESSION_COMPANY_KEY, membership_for
+
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        company_id = int(request.POST.get("company_id", ""))
+    except ValueError:
+        company_id = None
+    if company_id is not None and membership_for(request.user, company_id) is not None:
+        request.session[SESSION_COMPANY_KEY] = company_id
+    return redirect("admin:index")

@@ -47,3 +47,20 @@ def test_links_to_usage_playground_and_knowledge_gaps_once_they_exist(client, ow
     assert 'href="/admin/usage/"' in page and 'href="/admin/knowledge-gaps/"' in page
     bot = Bot.objects.create(company=company, name="B", token_encrypted=encrypt_secret("1:x"), telegram_id=1)
     assert f'href="/admin/playground/{bot.pk}/"' in client.get(f"/admin/bots/bot/{bot.pk}/change/").content.decode()
+
+
+def test_a_member_of_two_companies_switches_between_them(client, owner, company, make_company):
+    from rag.models import Collection
+
+    other = make_company("initech")
+    Membership.objects.create(user=owner, company=other, role=Membership.Role.VIEWER)
+    Collection.objects.create(company=company, name="Acme docs")
+    Collection.objects.create(company=other, name="Initech docs")
+    client.force_login(owner)
+    names = lambda: [c.name for c in client.get("/admin/rag/collection/").context["cl"].queryset]  # noqa: E731
+    assert names() == ["Acme docs"]
+    client.post("/admin/switch-company/", {"company_id": other.pk})
+    assert names() == ["Initech docs"]
+    assert client.get("/admin/rag/collection/add/").status_code == 403  # a viewer there
+    client.post("/admin/switch-company/", {"company_id": 999999})  # not theirs: ignored
+    assert names() == ["Initech docs"]
