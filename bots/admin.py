@@ -21,7 +21,7 @@ from bots import services
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
 from saas_bot.errors import ServiceError
 from tenants.access import current_company, is_platform_staff
-from tenants.admin_scoping import CompanyScopedAdmin, StaffOnlyAdmin
+from tenants.admin_scoping import CompanyScopedAdmin, CompanyScopedInline, StaffOnlyAdmin
 
 
 def reverse_or_none(name: str, *args) -> str | None:
@@ -183,6 +183,8 @@ class BotAdmin(CompanyScopedAdmin):
             info = services.bot_webhook_info(bot=obj)
         except ServiceError as exc:
             return format_html('<span class="errornote">{} ({})</span>', exc.message, exc.code)
+        except TelegramError as exc:
+            return format_html('<span class="errornote">Telegram refused getWebhookInfo: {}</span>', exc)
         rows = [("URL", info["url"] or "none registered"),
                 ("URL matches this server", "yes" if info["matches"] else "no"),
                 ("Updates waiting at Telegram", info["pending_update_count"]),
@@ -293,7 +295,7 @@ class FeedbackFilter(admin.SimpleListFilter):
         return queryset
 
 
-class MessageInline(admin.StackedInline):
+class MessageInline(CompanyScopedInline, admin.StackedInline):
     model = Message
     extra = 0
     can_delete = False

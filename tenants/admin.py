@@ -14,12 +14,28 @@ from tenants.admin_scoping import CompanyScopedAdmin, StaffOnlyAdmin
 from tenants.models import Company, Invitation, Membership
 
 
+class CompanyForm(forms.ModelForm):
+    class Meta:
+        model = Company
+        fields = ["name", "slug", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is None and not self.errors:
+            try:  # the service owns the slug rule (lowercase letters, digits, hyphens; unique)
+                self.instance = services.company_create(name=cleaned["name"], slug=cleaned["slug"])
+            except ServiceError as exc:
+                self.add_error("slug", f"{exc.message} ({exc.code})")
+        return cleaned
+
+
 @admin.register(Company)
 class CompanyAdmin(StaffOnlyAdmin):
     list_display = ("name", "slug", "is_active", "plan", "subscription_status", "members", "bots", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "slug")
     actions = ["activate", "suspend"]
+    form = CompanyForm
     fields = ("name", "slug", "is_active")
     prepopulated_fields = {"slug": ("name",)}
 
@@ -52,13 +68,7 @@ class CompanyAdmin(StaffOnlyAdmin):
         return obj._bots
 
     def save_model(self, request, obj, form, change):
-        if change:
-            obj.save()
-            return
-        created = services.company_create(name=obj.name, slug=obj.slug)  # the form checked the slug
-        if not obj.is_active:
-            services.company_set_active(company=created, active=False)
-        obj.pk, obj.created_at = created.pk, created.created_at
+        obj.save()  # a new company was created by company_create in the form; this saves is_active
 
     @admin.action(description="Activate selected companies")
     def activate(self, request, queryset):

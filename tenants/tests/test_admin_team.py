@@ -96,3 +96,15 @@ def test_staff_suspend_a_company(admin_client, client, company):
     admin_client.post("/admin/tenants/company/", {"action": "activate", "_selected_action": [company.pk]})
     company.refresh_from_db()
     assert subscription_get_live(company=company).company == company
+
+
+def test_staff_create_a_company_with_the_service_rules(admin_client):
+    from tenants.models import Company
+
+    response = admin_client.post("/admin/tenants/company/add/", {"name": "Umbrella", "slug": "Umbrella_Corp",
+                                                                 "is_active": "on"})
+    assert response.status_code == 200 and "(company_slug_invalid)" in response.content.decode()
+    assert not Company.objects.filter(name="Umbrella").exists()
+    response = admin_client.post("/admin/tenants/company/add/", {"name": "Umbrella", "slug": "umbrella"})
+    assert response.status_code == 302
+    assert Company.objects.get(slug="umbrella").is_active is False  # unchecked box: created suspended
