@@ -27,6 +27,8 @@ from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.admin.utils import NotRelationField
 from django.core.exceptions import FieldDoesNotExist
 from django.http import Http404, HttpResponse
+from django.utils.html import strip_tags
+from django.utils.text import capfirst
 
 from tenants.access import current_company, is_platform_staff, role_in
 from tenants.models import Company, Membership
@@ -206,9 +208,10 @@ class CompanyScopedAdmin(_ScopingMixin, admin.ModelAdmin):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{self.model._meta.model_name}.csv"'
         writer = csv.writer(response)
-        writer.writerow([str(label_for_field(c, self.model, self)) for c in columns])
+        writer.writerow([capfirst(str(label_for_field(c, self.model, self))) for c in columns])
         for obj in queryset:
-            writer.writerow([lookup_field(c, obj, self)[2] for c in columns])
+            values = (lookup_field(c, obj, self)[2] for c in columns)
+            writer.writerow(["" if value is None else strip_tags(str(value)) for value in values])
         return response
 
 

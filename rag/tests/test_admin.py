@@ -77,3 +77,20 @@ def test_status_progress_reindex_and_delete_with_chunks(owner_client, company):
     owner_client.post("/admin/rag/document/", {"action": "delete_documents", "_selected_action": [ready.pk, busy.pk]})
     assert not Document.objects.filter(pk__in=[ready.pk, busy.pk]).exists()
     assert not Chunk.objects.filter(company=company).exists()
+
+
+def test_export_lists_the_company_rows_as_plain_text(owner_client, company, make_company):
+    import csv
+    import io
+
+    mine = Document.objects.create(company=company, title="Prices", file_name="prices.md", checksum="d" * 64,
+                                   status=Document.Status.READY, chunk_count=3)
+    Document.objects.create(company=make_company("rival"), title="Rival secrets", file_name="s.md",
+                            checksum="e" * 64)
+    response = owner_client.post("/admin/rag/document/", {"action": "export_csv",
+                                                          "_selected_action": list(Document.objects.values_list(
+                                                              "pk", flat=True))})
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:3] == ["Title", "Status", "Chunk count"]
+    assert len(rows) == 2 and rows[1][:5] == [mine.title, "Ready", "3", "0", ""]  # no HTML, no "None"
+    assert "Rival secrets" not in response.content.decode()
