@@ -114,3 +114,13 @@ def test_staff_retry_failed_updates_from_the_inbox(admin_client, owner_client, b
     assert (failed.status, failed.attempts, done.status) == ("pending", 0, "done")
     assert len(callbacks) == 1  # one processing task enqueued after commit
     assert owner_client.get("/admin/bots/telegramupdate/").status_code == 403  # staff only
+
+
+def test_staff_connect_a_bot_for_a_company(admin_client, company, telegram):
+    telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
+    page = admin_client.get("/admin/bots/bot/add/").content.decode()
+    assert 'name="company_choice"' in page
+    response = admin_client.post("/admin/bots/bot/add/", {"token": TEST_TOKEN, "name": "Helper",
+                                                         "company_choice": company.pk})
+    assert response.status_code == 302
+    assert Bot.objects.get().company == company

@@ -94,3 +94,35 @@ def test_export_lists_the_company_rows_as_plain_text(owner_client, company, make
     assert rows[0][:3] == ["Title", "Status", "Chunk count"]
     assert len(rows) == 2 and rows[1][:5] == [mine.title, "Ready", "3", "0", ""]  # no HTML, no "None"
     assert "Rival secrets" not in response.content.decode()
+
+
+def test_add_page_and_a_url_fetched_from_a_real_server(owner_client, company):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    page = owner_client.get("/admin/rag/document/add/").content.decode()
+    assert 'name="files"' in page and "multiple" in page and 'name="url"' in page and 'name="text"' in page
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><head><title>Shipping</title></head><body><h1>Shipping</h1><p>We ship in 2 days.</p>"
+            self.send_response(200 if self.path == "/shipping" else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        missing = owner_client.post("/admin/rag/document/add/", {"url": f"{base}/gone"})
+        assert missing.status_code == 200 and "(document_url_unreachable)" in missing.content.decode()
+        assert owner_client.post("/admin/rag/document/add/", {"url": f"{base}/shipping"}).status_code == 302
+    finally:
+        server.shutdown()
+    document = Document.objects.for_company(company).get()
+    assert document.source_url == f"{base}/shipping" and document.status == Document.Status.PENDING
