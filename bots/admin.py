@@ -21,7 +21,7 @@ from bots import services
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
 from saas_bot.errors import ServiceError
 from tenants.access import current_company, is_platform_staff
-from tenants.admin_scoping import CompanyScopedAdmin, CompanyScopedInline, StaffOnlyAdmin
+from tenants.admin_scoping import CompanyScopedAdmin, CompanyScopedInline, StaffOnlyAdmin, scope_to_user
 
 
 def reverse_or_none(name: str, *args) -> str | None:
@@ -425,5 +425,9 @@ class TelegramUpdateAdmin(StaffOnlyAdmin):
 
 
 def get_bot_for_admin(request, bot_id: int) -> Bot:
-    """The bot ``bot_id`` if the signed-in user may see it (other engineers' admin views use this); else 404."""
-    return get_object_or_404(BotAdmin(Bot, admin.site).get_queryset(request), pk=bot_id)
+    """The bot ``bot_id`` if the signed-in user may see it (for admin views such as the playground).
+
+    Raises:
+        Http404: missing, or another company's bot (they look the same).
+    """
+    return get_object_or_404(scope_to_user(request, Bot.objects.select_related("company")), pk=bot_id)

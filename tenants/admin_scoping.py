@@ -51,6 +51,19 @@ def member_role(request) -> str | None:
     return request._member_role
 
 
+def scope_to_user(request, queryset):
+    """``queryset`` limited to what the signed-in user may see: everything for platform staff, the rows of
+    their current company for members, nothing for anyone else (also for admin views that are not
+    ModelAdmins, e.g. the playground and the usage dashboard)."""
+    if is_platform_staff(request.user):
+        return queryset
+    company = current_company(request)
+    field = company_field_of(queryset.model)
+    if company is None or field is None:
+        return queryset.none()
+    return queryset.filter(**{field: company})
+
+
 class _ScopingMixin:
     """Shared by the ModelAdmin and the inline: querysets and choices limited to the current company."""
 
@@ -58,14 +71,8 @@ class _ScopingMixin:
     editor_roles: tuple[str, ...] = (Membership.Role.OWNER, Membership.Role.ADMIN)
 
     def scoped(self, request, queryset):
-        """``queryset`` limited to what the user may see: everything for staff, the current company else."""
-        if is_platform_staff(request.user):
-            return queryset
-        company = current_company(request)
-        field = company_field_of(queryset.model)
-        if company is None or field is None:
-            return queryset.none()
-        return queryset.filter(**{field: company})
+        """``queryset`` limited to what the user may see (``scope_to_user``)."""
+        return scope_to_user(request, queryset)
 
     def get_queryset(self, request):
         return self.scoped(request, super().get_queryset(request))

@@ -64,3 +64,18 @@ def test_a_member_of_two_companies_switches_between_them(client, owner, company,
     assert client.get("/admin/rag/collection/add/").status_code == 403  # a viewer there
     client.post("/admin/switch-company/", {"company_id": 999999})  # not theirs: ignored
     assert names() == ["Initech docs"]
+
+
+def test_admin_views_find_bots_through_the_same_scope(rf, owner, company, make_company):
+    from django.http import Http404
+
+    from bots.admin import get_bot_for_admin
+
+    mine = Bot.objects.create(company=company, name="Mine", token_encrypted=encrypt_secret("1:x"), telegram_id=1)
+    theirs = Bot.objects.create(company=make_company("rival"), name="Theirs", token_encrypted=encrypt_secret("2:x"),
+                                telegram_id=2)
+    request = rf.get("/admin/")
+    request.user, request.session = owner, {}
+    assert get_bot_for_admin(request, mine.pk) == mine
+    with pytest.raises(Http404):
+        get_bot_for_admin(request, theirs.pk)
