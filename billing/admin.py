@@ -1,27 +1,25 @@
 """Staff back office for plans, subscriptions and the ledger (platform staff only; issue 5 scopes the rest)."""
 from django.contrib import admin, messages
 
+from django import forms
+
 from billing.models import LimitAlert, ModelPrice, Plan, Subscription, UsageEvent
-from billing.services import plan_update, subscription_cancel, subscription_extend_trial
+from billing.services import (plan_update, subscription_cancel, subscription_change_plan, subscription_extend_trial,
+                              subscription_start)
 from saas_bot.errors import ServiceError
+from tenants.admin_scoping import StaffOnlyAdmin
 
 
-class StaffOnly:
-    """Only superusers and staff see these pages."""
-
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_staff
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff
+class StaffOnly(StaffOnlyAdmin):
+    """Platform staff only (``tenants.access.is_platform_staff``; company members have ``is_staff`` too)."""
 
 
 @admin.register(Plan)
-class PlanAdmin(StaffOnly, admin.ModelAdmin):
+class PlanAdmin(StaffOnly):
     list_display = ("code", "name", "price", "currency", "trial_days", "max_messages_per_period",
                     "max_tokens_per_period", "is_public", "is_archived")
     list_filter = ("is_public", "is_archived")
-    actions = ["apply_limits_now"]
+    actions = ["apply_limits_now", "archive", "unarchive"]
 
     def save_model(self, request, obj, form, change):
         """A change reaches subscribers at their next period (billing.services.plan_update)."""
@@ -38,21 +36,121 @@ class PlanAdmin(StaffOnly, admin.ModelAdmin):
             plan_update(plan=plan, apply_now=True)
         messages.success(request, f"Limits applied now to the subscribers of {queryset.count()} plan(s).")
 
+    @admin.action(description="Archive selected plans (current subscribers keep them; nobody new can get them)")
+    def archive(self, request, queryset):
+        for plan in queryset:
+            plan_update(plan=plan, is_archived=True)
+        messages.success(request, f"Archived {queryset.count()} plan(s).")
+
+    @admin.action(description="Unarchive selected plans")
+    def unarchive(self, request, queryset):
+        for plan in queryset:
+            plan_update(plan=plan, is_archived=False)
+        messages.success(request, f"{queryset.count()} plan(s) can be assigned again.")
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # archive instead: subscriptions keep pointing at their plan
+
+
+class SubscriptionAssignForm(forms.ModelForm):
+    """Assign a plan to a company (``subscription_start``; any live subscription is canceled first)."""
+
+    class Meta:
+        model = Subscription
+        fields = ["company", "plan"]
+        help_texts = {"plan": "Archived plans cannot be assigned. A plan with a trial starts trialing."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].queryset = Plan.objects.filter(is_archived=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("company") and cleaned.get("plan") and not self.errors:
+            try:
+                self.instance = subscription_start(company=cleaned["company"], plan=cleaned["plan"])
+            except ServiceError as exc:
+                raise forms.ValidationError(f"{exc.message} ({exc.code})") from None
+        return cleaned
+
+    def _post_clean(self):
+        pass  # the service created the row
+
+
+class SubscriptionChangeForm(forms.ModelForm):
+    """Change plan / extend the trial / cancel, each through billing.services."""
+
+    change_plan_to = forms.ModelChoiceField(Plan.objects.filter(is_archived=False), required=False,
+                                            help_text="Archived plans are not offered.")
+    change_when = forms.ChoiceField(choices=[("auto", "Upgrade now, downgrade at the period end"),
+                                             ("now", "Now"), ("period_end", "At the end of the period")],
+                                    initial="auto", required=False)
+    extend_trial_days = forms.IntegerField(min_value=1, max_value=365, required=False,
+                                           help_text="Days added to a trialing subscription's trial.")
+    cancel = forms.ChoiceField(choices=[("", "—"), ("period_end", "At the end of the period"), ("now", "Now")],
+                               required=False)
+
+    class Meta:
+        model = Subscription
+        fields: list[str] = []
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        company = self.instance.company
+        try:
+            if cleaned.get("change_plan_to"):
+                subscription_change_plan(company=company, plan=cleaned["change_plan_to"],
+                                         when=cleaned.get("change_when") or "auto")
+            if cleaned.get("extend_trial_days"):
+                subscription_extend_trial(company=company, days=cleaned["extend_trial_days"])
+            if cleaned.get("cancel"):
+                subscription_cancel(company=company, at_period_end=cleaned["cancel"] == "period_end")
+        except ServiceError as exc:
+            raise forms.ValidationError(f"{exc.message} ({exc.code})") from None
+        self.instance.refresh_from_db()
+        return cleaned
+
 
 @admin.register(Subscription)
-class SubscriptionAdmin(StaffOnly, admin.ModelAdmin):
+class SubscriptionAdmin(StaffOnly):
     list_display = ("company", "plan", "status", "current_period_start", "current_period_end", "trial_ends_at",
                     "cancel_at_period_end", "pending_plan")
     list_filter = ("status", "plan")
     search_fields = ("company__name", "company__slug")
-    readonly_fields = ("limits",)
     actions = ["cancel_at_period_end", "extend_trial_7_days"]
+    readonly_fields = ("company", "plan", "status", "started_at", "current_period_start", "current_period_end",
+                       "trial_ends_at", "cancel_at_period_end", "pending_plan", "limits", "canceled_at")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["company", "plan"]
+        return list(self.readonly_fields) + ["change_plan_to", "change_when", "extend_trial_days", "cancel"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = SubscriptionChangeForm if obj is not None else SubscriptionAssignForm
+        kwargs["fields"] = (["change_plan_to", "change_when", "extend_trial_days", "cancel"] if obj is not None
+                            else ["company", "plan"])
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        pass  # the services in the form did the work
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # cancel instead: the history of subscriptions is kept
 
     @admin.action(description="Cancel at the end of the period")
     def cancel_at_period_end(self, request, queryset):
         for subscription in queryset:
-            subscription_cancel(company=subscription.company)
-        messages.success(request, "Canceled at the end of their periods.")
+            try:
+                subscription_cancel(company=subscription.company)
+            except ServiceError as exc:
+                messages.error(request, f"{subscription.company}: {exc.message}")
+        messages.success(request, "Live subscriptions are canceled at the end of their periods.")
 
     @admin.action(description="Extend the trial by 7 days")
     def extend_trial_7_days(self, request, queryset):
@@ -64,12 +162,12 @@ class SubscriptionAdmin(StaffOnly, admin.ModelAdmin):
 
 
 @admin.register(ModelPrice)
-class ModelPriceAdmin(StaffOnly, admin.ModelAdmin):
+class ModelPriceAdmin(StaffOnly):
     list_display = ("model", "prompt_per_1k", "completion_per_1k", "currency")
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(StaffOnly, admin.ModelAdmin):
+class UsageEventAdmin(StaffOnly):
     """The ledger is append-only: nobody edits or deletes events here."""
 
     list_display = ("occurred_at", "company", "kind", "quantity", "prompt_tokens", "completion_tokens", "model",
@@ -88,6 +186,6 @@ class UsageEventAdmin(StaffOnly, admin.ModelAdmin):
 
 
 @admin.register(LimitAlert)
-class LimitAlertAdmin(StaffOnly, admin.ModelAdmin):
+class LimitAlertAdmin(StaffOnly):
     list_display = ("company", "limit", "threshold", "used", "maximum", "period_start", "created_at")
     list_filter = ("limit", "threshold")

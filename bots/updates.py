@@ -9,14 +9,15 @@ down, worker killed) is re-enqueued by :func:`inbox_sweep`.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from telegram import Message as PTBMessage
 from telegram import MessageEntity, Update
@@ -500,4 +501,28 @@ def inbox_sweep(*, stale_seconds: int | None = None) -> int:
         ids = [row[0] for row in cursor.fetchall()]
     for update_pk in ids:
         enqueue(process_update_task, update_pk)
+    return len(ids)
+
+
+def updates_retry(*, update_pks: list[int]) -> int:
+    """Process updates again (the inbox's "retry" for staff): failed or stuck ones go back to pending,
+    their attempts reset, and processing is enqueued after commit. Done and ignored updates are left alone
+    (their answer was sent: retrying could answer twice).
+
+    Returns:
+        How many updates were queued again.
+    """
+    from bots.tasks import process_update_task
+    from saas_bot.tasking import enqueue_on_commit
+
+    stuck_before = timezone.now() - dt.timedelta(seconds=CLAIM_TIMEOUT_SECONDS)
+    with transaction.atomic():
+        queue = (TelegramUpdate.objects.select_for_update().filter(id__in=update_pks)
+                 .filter(Q(status__in=[TelegramUpdate.Status.FAILED, TelegramUpdate.Status.PENDING])
+                         | Q(status=TelegramUpdate.Status.PROCESSING, locked_at__lt=stuck_before)))
+        ids = list(queue.values_list("id", flat=True))
+        TelegramUpdate.objects.filter(id__in=ids).update(status=TelegramUpdate.Status.PENDING, attempts=0,
+                                                         locked_at=None, processed_at=None)
+        for update_pk in ids:
+            enqueue_on_commit(process_update_task, update_pk, background=True)
     return len(ids)

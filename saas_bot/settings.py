@@ -47,7 +47,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "saas_bot.apps.SaasBotAdminConfig",  # django.contrib.admin with the grouped index (issue 5)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

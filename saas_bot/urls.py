@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from bots.views import telegram_webhook
+from tenants.views import invitation_accept_view
 
 urlpatterns = [
     # Insight pages (playground, usage, knowledge gaps) live under /admin/ and must come before the admin site.
@@ -11,4 +12,7 @@ urlpatterns = [
     # follow redirects, so APPEND_SLASH's 301 would lose updates).
     path("telegram/webhook/<str:public_id>/", telegram_webhook, name="telegram-webhook"),
     path("telegram/webhook/<str:public_id>", telegram_webhook, name="telegram-webhook-no-slash"),
+    # The one-time link of a team invitation (outside /admin/: the invitee is not signed in yet).
+    path("invitations/<str:token>/", invitation_accept_view, name="invitation-accept"),
 ]
+

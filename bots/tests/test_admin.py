@@ -1,0 +1,126 @@
+"""Bots in the admin, against the Telegram Bot API emulator: connect by token, webhook health, disable, delete."""
+import pytest
+from django.contrib.auth.models import User
+
+from bots.models import Bot, Conversation, Message
+from saas_bot.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME
+from tenants.models import Membership
+
+pytestmark = pytest.mark.django_db
+OTHER_TOKEN = "7100000002:AAFanotherTokenForTheEmulatorOnly002"
+
+
+@pytest.fixture
+def owner_client(client, company):
+    user = User.objects.create_user("owner@acme.test", "owner@acme.test", "pw-Xy7!long", is_staff=True)
+    Membership.objects.create(user=user, company=company, role=Membership.Role.OWNER)
+    client.force_login(user)
+    return client
+
+
+def test_connect_a_bot_by_pasting_its_token(owner_client, company, telegram, settings,
+                                            django_capture_on_commit_callbacks):
+    settings.PUBLIC_BASE_URL = "https://bots.example.com"
+    telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post("/admin/bots/bot/add/", {"token": TEST_TOKEN, "name": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    bot = Bot.objects.get()
+    assert (bot.company, bot.username, bot.telegram_id, bot.name) == (company, TEST_USERNAME, TEST_BOT_ID, "Acme Test")
+    assert TEST_TOKEN not in bot.token_encrypted
+    assert [c["command"] for c in telegram.commands(TEST_TOKEN)][:2] == ["start", "help"]
+    hook = telegram.webhook(TEST_TOKEN)
+    assert hook["url"] == f"https://bots.example.com/telegram/webhook/{bot.public_id}/"
+    assert hook["secret_token"] == bot.webhook_secret
+
+    page = owner_client.get(f"/admin/bots/bot/{bot.pk}/change/").content.decode()
+    assert TEST_TOKEN not in page and TEST_TOKEN.split(":")[1] not in page
+    assert bot.token_hint in page
+    assert "Updates waiting at Telegram" in page and "URL matches this server" in page
+    assert "Re-register webhook" in page
+
+
+def test_a_rejected_token_is_a_form_error_and_nothing_is_stored(owner_client, telegram):
+    response = owner_client.post("/admin/bots/bot/add/", {"token": OTHER_TOKEN})
+    assert response.status_code == 200
+    assert "Telegram rejected this bot token. (bot_token_invalid)" in response.content.decode()
+    assert not Bot.objects.exists()
+
+
+def test_webhook_health_shows_the_last_error_and_re_register(owner_client, bot, telegram, settings):
+    settings.PUBLIC_BASE_URL = "https://bots.example.com"
+    response = owner_client.post(f"/admin/bots/bot/{bot.pk}/register-webhook/", follow=True)
+    assert "Webhook registered: https://bots.example.com/telegram/webhook/" in response.content.decode()
+    telegram.set_webhook_error(TEST_TOKEN, "Wrong response from the webhook: 502 Bad Gateway")
+    page = owner_client.get(f"/admin/bots/bot/{bot.pk}/change/").content.decode()
+    assert "Wrong response from the webhook: 502 Bad Gateway" in page
+    settings.PUBLIC_BASE_URL = ""
+    response = owner_client.post(f"/admin/bots/bot/{bot.pk}/register-webhook/", follow=True)
+    assert "(public_base_url_missing)" in response.content.decode()
+
+
+def test_edit_disable_replace_token_and_delete(owner_client, bot, telegram, settings):
+    settings.PUBLIC_BASE_URL = "https://bots.example.com"
+    owner_client.post(f"/admin/bots/bot/{bot.pk}/register-webhook/")
+    data = {"name": "Support", "persona": "Be brief.", "welcome_text": "Hi", "help_text": "Ask", "language": "de",
+            "limit_message": "", "max_messages_per_period": "", "edited_messages": "ignore",
+            "conversation_idle_minutes": 30, "new_token": OTHER_TOKEN}
+    telegram.add_bot(OTHER_TOKEN, id=7100000002, username="someone_else_bot", first_name="Other")
+    response = owner_client.post(f"/admin/bots/bot/{bot.pk}/change/", data)
+    assert response.status_code == 200
+    assert "belongs to @someone_else_bot" in response.content.decode()
+    data["new_token"] = ""
+    assert owner_client.post(f"/admin/bots/bot/{bot.pk}/change/", data).status_code == 302
+    bot.refresh_from_db()
+    assert (bot.name, bot.language, bot.conversation_idle_minutes) == ("Support", "de", 30)
+
+    owner_client.post("/admin/bots/bot/", {"action": "disable_bots", "_selected_action": [bot.pk]})
+    bot.refresh_from_db()
+    assert bot.status == Bot.Status.DISABLED and telegram.webhook(TEST_TOKEN) is None
+
+    owner_client.post(f"/admin/bots/bot/{bot.pk}/delete/", {"post": "yes"})
+    assert not Bot.objects.exists()
+
+
+def test_an_answer_shows_its_sources_readably(owner_client, bot, company):
+    conversation = Conversation.objects.create(company=company, bot=bot, channel=Conversation.Channel.TELEGRAM)
+    message = Message.objects.create(
+        company=company, bot=bot, conversation=conversation, question="How do I reset my password?",
+        answer="Use the link.", prompt_tokens=120, completion_tokens=30,
+        sources=[{"document": "account.pdf", "title": "Account help", "section": "Passwords", "page": 3,
+                  "score": 0.8}])
+    page = owner_client.get(f"/admin/bots/message/{message.pk}/change/").content.decode()
+    assert "<strong>Account help</strong> <small>(account.pdf)</small> — Passwords, page 3" in page
+    assert '"score"' not in page and "{&#x27;document" not in page
+    listing = owner_client.get("/admin/bots/message/", {"feedback": "none"})
+    assert list(listing.context["cl"].queryset) == [message]
+    assert owner_client.post(f"/admin/bots/message/{message.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_staff_retry_failed_updates_from_the_inbox(admin_client, owner_client, bot, company,
+                                                   django_capture_on_commit_callbacks):
+    from bots.models import TelegramUpdate
+
+    failed = TelegramUpdate.objects.create(company=company, bot=bot, update_id=1, payload={"update_id": 1},
+                                           status="failed", attempts=8, error="Telegram: Bad Request")
+    done = TelegramUpdate.objects.create(company=company, bot=bot, update_id=2, payload={"update_id": 2},
+                                         status="done", attempts=1)
+    listing = admin_client.get("/admin/bots/telegramupdate/", {"attention": "failed"})
+    assert list(listing.context["cl"].queryset) == [failed]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        admin_client.post("/admin/bots/telegramupdate/", {"action": "retry",
+                                                          "_selected_action": [failed.pk, done.pk]})
+    failed.refresh_from_db(), done.refresh_from_db()
+    assert (failed.status, failed.attempts, done.status) == ("pending", 0, "done")
+    assert len(callbacks) == 1  # one processing task enqueued after commit
+    assert owner_client.get("/admin/bots/telegramupdate/").status_code == 403  # staff only
+
+
+def test_staff_connect_a_bot_for_a_company(admin_client, company, telegram):
+    telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
+    page = admin_client.get("/admin/bots/bot/add/").content.decode()
+    assert 'name="company_choice"' in page
+    response = admin_client.post("/admin/bots/bot/add/", {"token": TEST_TOKEN, "name": "Helper",
+                                                         "company_choice": company.pk})
+    assert response.status_code == 302
+    assert Bot.objects.get().company == company
