@@ -4,11 +4,9 @@ Screenshots of every step: var/screenshots/<test>/ (with SCREENSHOTS_TO_DOCS=1 a
 Outside CI they skip when /usr/bin/chromium is absent; under CI=true they must run.
 """
 import pytest
-from django.contrib import admin
 from django.contrib.auth.models import User
 
 from bots.models import Bot, Message
-from rag.models import Document
 from saas_bot.pytest_plugin import DEMO_DIR, TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME, wait_until
 from tenants.models import Membership
 
@@ -83,21 +81,6 @@ def test_staff_see_usage_across_companies(bot, make_company, browser):
     browser.shot("usage-staff")
 
 
-def _admin_forms_contract() -> bool:
-    """The other half of issue 5: a Bot add form with a ``token`` field and a Document add form with ``files``."""
-    from django.apps import apps
-
-    if not apps.ready:
-        return False
-    registry = admin.site._registry
-    bot_admin, document_admin = registry.get(Bot), registry.get(Document)
-    return (bot_admin is not None and "token" in getattr(bot_admin.form, "base_fields", {})
-            and document_admin is not None and "files" in getattr(document_admin.form, "base_fields", {}))
-
-
-@pytest.mark.skipif(not _admin_forms_contract(),
-                    reason="needs the Bots and Documents admins of issue 5 (a `token` field on /admin/bots/bot/add/ "
-                           "and a multi-file `files` input on /admin/rag/document/add/); enabled after the merge")
 def test_flow_b_connect_a_bot_upload_documents_and_ask(company, telegram, browser):
     user = _company_admin(company, username="grace")
     telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
