@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from bots.views import telegram_webhook
 
@@ -9,4 +9,5 @@ urlpatterns = [
     # follow redirects, so APPEND_SLASH's 301 would lose updates).
     path("telegram/webhook/<str:public_id>/", telegram_webhook, name="telegram-webhook"),
     path("telegram/webhook/<str:public_id>", telegram_webhook, name="telegram-webhook-no-slash"),
+    path("api/", include("saas_bot.api.urls")),
 ]
