@@ -1,6 +1,8 @@
 """django-filter filter sets of the list endpoints (query parameters documented in the schema)."""
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters as filters
 from django import forms
 
@@ -24,11 +26,32 @@ class IdFilter(filters.NumberFilter):
     field_class = IdField
 
 
+class UtcDateTimeField(filters.fields.IsoDateTimeField):
+    """ISO 8601 date-time, turned into UTC. Offsets beyond +/-14:00 (none exists: UTC-12 to UTC+14) are
+    refused with 400 instead of reaching PostgreSQL, which rejects them."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value is None:
+            return None
+        offset = value.utcoffset()
+        if offset is not None and abs(offset) > dt.timedelta(hours=14):
+            raise forms.ValidationError("The UTC offset must be within -14:00 and +14:00.")
+        try:
+            return value.astimezone(dt.timezone.utc)
+        except OverflowError:
+            raise forms.ValidationError("Date-time out of range.") from None
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class DocumentFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=Document.Status.choices)
     collection = IdFilter(field_name="collection_id", help_text="Collection id.")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Document
@@ -38,8 +61,8 @@ class DocumentFilter(filters.FilterSet):
 class ConversationFilter(filters.FilterSet):
     bot = IdFilter(field_name="bot_id")
     channel = filters.ChoiceFilter(choices=Conversation.Channel.choices)
-    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_after = UtcDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = UtcDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
     class Meta:
         model = Conversation
@@ -52,8 +75,8 @@ class MessageFilter(filters.FilterSet):
     channel = filters.ChoiceFilter(field_name="conversation__channel", choices=Conversation.Channel.choices)
     status = filters.ChoiceFilter(choices=Message.Status.choices)
     feedback = filters.ChoiceFilter(choices=[(1, "1"), (-1, "-1")], help_text="1 (thumbs up) or -1 (down).")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Message
@@ -64,8 +87,8 @@ class UsageEventFilter(filters.FilterSet):
     kind = filters.ChoiceFilter(choices=UsageEvent.Kind.choices)
     bot = IdFilter(field_name="bot_id")
     channel = filters.CharFilter(max_length=20)
-    occurred_after = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = UsageEvent

@@ -44,6 +44,7 @@ class BotSerializer(serializers.ModelSerializer):
 
     collections = serializers.PrimaryKeyRelatedField(many=True, read_only=True,
                                                      help_text="Collection ids; empty = all documents.")
+    webhook_url = serializers.CharField(read_only=True, help_text="Registered webhook URL; empty = none.")
 
     class Meta:
         model = Bot
@@ -121,6 +122,8 @@ class AskResponseSerializer(serializers.Serializer):
 
 # --- documents ----------------------------------------------------------------------------
 class DocumentSerializer(serializers.ModelSerializer):
+    source_url = serializers.CharField(read_only=True, help_text="The page it was fetched from; empty = none.")
+
     class Meta:
         model = Document
         fields = ("id", "title", "file_name", "source_url", "collection", "checksum", "size_bytes", "status",
