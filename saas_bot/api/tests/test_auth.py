@@ -131,3 +131,6 @@ def test_schema_and_swagger_ui_are_served_offline(client):
     html = page.content.decode()
     assert "swagger-ui" in html and "cdn" not in html.lower() and "http://" not in html.replace(
         "http://testserver", "")
+    # Its files come from drf-spectacular-sidecar, served by the web process (WhiteNoise), not from a CDN.
+    bundle = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
