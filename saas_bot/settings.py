@@ -267,4 +267,5 @@ SPECTACULAR_SETTINGS = {
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "whitenoise.middleware.WhiteNoiseMiddleware")
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns when it is missing (collectstatic is optional)
 WHITENOISE_AUTOREFRESH = DEBUG
