@@ -3,6 +3,8 @@ to a live server; every response must be documented, match its schema, and never
 
 Bounded: ``MAX_EXAMPLES`` examples per operation, derandomized so CI runs are repeatable.
 """
+import zlib
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given
@@ -59,7 +61,7 @@ def test_api_conforms_to_its_schema(live_server, contract):
         def run(case):
             if case.path_parameters and "id" in case.path_parameters:
                 # Half the examples address a real object, so success responses are exercised too.
-                if hash(repr(case.query) + repr(case.body)) % 2 == 0:
+                if zlib.crc32((repr(case.query) + repr(case.body)).encode()) % 2 == 0:
                     case.path_parameters["id"] = contract["ids"][case.path.split("/")[3]]
             case.call_and_validate(headers=contract["headers"], checks=CHECKS)
 
