@@ -46,6 +46,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = KeyParser().get(request._request)
         if not key:
             return None
+        if len(key) > 200 or not all(" " < ch <= "~" for ch in key):  # issued keys are short, printable ASCII
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         try:
             api_key = ApiKey.objects.get_from_key(key)
         except ApiKey.DoesNotExist:

@@ -67,15 +67,17 @@ def idempotency_key_of(request) -> str | None:
     """The request's Idempotency-Key header (stripped), None when absent.
 
     Raises:
-        ValidationFailed(code="idempotency_key_invalid"): empty or longer than 255 characters.
+        ValidationFailed(code="idempotency_key_invalid"): empty, longer than 255 characters, or not
+            printable ASCII.
     """
     raw = request.headers.get(HEADER)
     if raw is None:
         return None
     key = raw.strip()
-    if not key or len(key) > KEY_MAX_LENGTH:
+    # The IETF draft makes the key a Structured Field string: printable ASCII only.
+    if not key or len(key) > KEY_MAX_LENGTH or not all(" " <= ch <= "~" for ch in key):
         raise ValidationFailed(code="idempotency_key_invalid",
-                               message=f"{HEADER} must be 1-{KEY_MAX_LENGTH} characters.")
+                               message=f"{HEADER} must be 1-{KEY_MAX_LENGTH} printable ASCII characters.")
     return key
 
 

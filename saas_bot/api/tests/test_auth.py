@@ -38,13 +38,15 @@ def test_missing_key_is_401_with_challenge(company):
     assert _error(response)["code"] == "not_authenticated"
 
 
-@pytest.mark.parametrize("state", ["unknown", "wrong_secret", "revoked", "expired"])
+@pytest.mark.parametrize("state", ["unknown", "wrong_secret", "revoked", "expired", "garbage"])
 def test_unusable_keys_are_401(company, make_key, key_client, state):
     api_key, key = make_key(company)
     if state == "unknown":
         key = "Zz9Zz9Zz.nothing-like-this-was-issued"
     elif state == "wrong_secret":
         key = f"{api_key.prefix}.{'x' * 32}"
+    elif state == "garbage":
+        key = f"{api_key.prefix}.\x00\u00e9" + "x" * 300
     elif state == "revoked":
         ApiKey.objects.filter(pk=api_key.pk).update(revoked=True)
     else:
@@ -134,3 +136,10 @@ def test_schema_and_swagger_ui_are_served_offline(client):
     # Its files come from drf-spectacular-sidecar, served by the web process (WhiteNoise), not from a CDN.
     bundle = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     assert bundle.status_code == 200
+
+
+@pytest.mark.parametrize("key", ["", "   ", "x" * 256, "a\x00b", "caf\u00e9"])
+def test_invalid_idempotency_keys_are_400(api, key):
+    response = api.post("/api/v1/documents", {"title": "T", "text": "body"}, format="json",
+                        headers={"Idempotency-Key": key})
+    assert response.status_code == 400 and _error(response)["code"] == "idempotency_key_invalid"
