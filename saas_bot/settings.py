@@ -269,3 +269,7 @@ MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddlewar
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns when it is missing (collectstatic is optional)
 WHITENOISE_AUTOREFRESH = DEBUG
+# An Idempotency-Key whose first request has not answered after this long is taken as abandoned (its
+# process died) and may run again (seconds; longer than any request runs).
+API_IDEMPOTENCY_ABANDONED_SECONDS = env.int("API_IDEMPOTENCY_ABANDONED_SECONDS", default=900)
+CELERY_BEAT_SCHEDULE["api-idempotency-purge"] = {"task": "api.idempotency_purge", "schedule": 3600.0}

@@ -98,24 +98,9 @@ def idempotent(handler):
             return handler(self, request, *args, **kwargs)
         company = self.company
         fingerprint = request_fingerprint(request)
-        horizon = timezone.now() - dt.timedelta(hours=settings.API_IDEMPOTENCY_HOURS)
-        IdempotencyRecord.objects.for_company(company).filter(key=key, created_at__lt=horizon).delete()
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(company=company, key=key, fingerprint=fingerprint)
-        except IntegrityError:
-            record = IdempotencyRecord.objects.for_company(company).filter(key=key).first()
-            if record is None:  # expired and deleted by a concurrent request in between: a conflict for now
-                raise ValidationFailed(code="idempotency_key_in_progress",
-                                       message="A request with this Idempotency-Key is in progress.") from None
-            if record.fingerprint != fingerprint:
-                return _error(422, "idempotency_key_reused",
-                              f"This {HEADER} was used for a different request in the last "
-                              f"{settings.API_IDEMPOTENCY_HOURS} hours.")
-            if record.status_code is None:
-                return _error(409, "idempotency_key_in_progress",
-                              f"A request with this {HEADER} is still being processed; retry shortly.")
-            return _replay(record)
+        record, early = _claim(company, key, fingerprint)
+        if early is not None:
+            return early
         request.idempotency_key = key
         try:
             response = handler(self, request, *args, **kwargs)
@@ -125,6 +110,45 @@ def idempotent(handler):
         return _store(record, response)
 
     return wrapper
+
+
+def _claim(company, key: str, fingerprint: str) -> tuple[IdempotencyRecord | None, Response | None]:
+    """Insert the (company, key) row, or return the response owed to a duplicate (replay, 409, 422).
+
+    An expired row (older than ``API_IDEMPOTENCY_HOURS``) or an abandoned one (still without a
+    response after ``API_IDEMPOTENCY_ABANDONED_SECONDS``: its process died) is deleted and claimed again.
+    """
+    now = timezone.now()
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                return IdempotencyRecord.objects.create(company=company, key=key, fingerprint=fingerprint), None
+        except IntegrityError:
+            record = IdempotencyRecord.objects.for_company(company).filter(key=key).first()
+        if record is None:  # deleted in between: claim again
+            continue
+        expired = record.created_at < now - dt.timedelta(hours=settings.API_IDEMPOTENCY_HOURS)
+        abandoned = record.status_code is None and record.created_at < now - dt.timedelta(
+            seconds=settings.API_IDEMPOTENCY_ABANDONED_SECONDS)
+        if expired or abandoned:
+            IdempotencyRecord.objects.filter(id=record.id, created_at=record.created_at).delete()
+            continue
+        if record.fingerprint != fingerprint:
+            return None, _error(422, "idempotency_key_reused",
+                                f"This {HEADER} was used for a different request in the last "
+                                f"{settings.API_IDEMPOTENCY_HOURS} hours.")
+        if record.status_code is None:
+            return None, _error(409, "idempotency_key_in_progress",
+                                f"A request with this {HEADER} is still being processed; retry shortly.")
+        return None, _replay(record)
+    return None, _error(409, "idempotency_key_in_progress",
+                        f"A request with this {HEADER} is still being processed; retry shortly.")
+
+
+def idempotency_records_purge(*, now: dt.datetime | None = None) -> int:
+    """Delete stored responses older than ``API_IDEMPOTENCY_HOURS`` (hourly from beat); returns how many."""
+    horizon = (now or timezone.now()) - dt.timedelta(hours=settings.API_IDEMPOTENCY_HOURS)
+    return IdempotencyRecord.objects.filter(created_at__lt=horizon).delete()[0]
 
 
 def _error(status_code: int, code: str, message: str) -> Response:

@@ -123,3 +123,31 @@ def test_idempotency_key_in_progress_is_409(company, api):
                      headers={"Idempotency-Key": "k"})
     assert again.status_code == 409 and again.json()["error"]["code"] == "idempotency_key_in_progress"
     assert Document.objects.count() == 1
+
+
+def test_abandoned_and_expired_keys_can_run_again(company, api, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from saas_bot.api.idempotency import idempotency_records_purge
+    from saas_bot.api.models import IdempotencyRecord
+
+    body, headers = {"title": "A", "text": "alpha"}, {"Idempotency-Key": "k"}
+    assert api.post("/api/v1/documents", body, format="json", headers=headers).status_code == 201
+    # The first request's process died before answering, long ago: the key runs again.
+    IdempotencyRecord.objects.filter(key="k").update(
+        status_code=None, created_at=timezone.now() - dt.timedelta(seconds=settings.API_IDEMPOTENCY_ABANDONED_SECONDS + 1))
+    again = api.post("/api/v1/documents", body, format="json", headers=headers)
+    assert again.status_code == 200 and again.json()["results"][0]["outcome"] == "duplicate"
+    assert "Idempotent-Replayed" not in again
+    # Past 24 h a stored response is purged (beat, hourly) and the key is free for a new request.
+    IdempotencyRecord.objects.filter(key="k").update(created_at=timezone.now() - dt.timedelta(hours=25))
+    assert idempotency_records_purge() == 1
+    other = api.post("/api/v1/documents", {"title": "B", "text": "beta"}, format="json", headers=headers)
+    assert other.status_code == 201
+    # Expired but not yet purged: a new request with the key runs (no 422 for the old body).
+    IdempotencyRecord.objects.filter(key="k").update(created_at=timezone.now() - dt.timedelta(hours=25))
+    third = api.post("/api/v1/documents", {"title": "C", "text": "gamma"}, format="json", headers=headers)
+    assert third.status_code == 201
+    assert Document.objects.count() == 3
