@@ -121,6 +121,16 @@ class AskResponseSerializer(serializers.Serializer):
 
 
 # --- documents ----------------------------------------------------------------------------
+class CollectionSerializer(serializers.ModelSerializer):
+    document_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Collection
+        fields = ("id", "name", "description", "document_count", "created_at")
+        read_only_fields = fields
+
+
+
 class DocumentSerializer(serializers.ModelSerializer):
     source_url = serializers.CharField(read_only=True, help_text="The page it was fetched from; empty = none.")
 

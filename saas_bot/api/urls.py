@@ -9,6 +9,7 @@ from saas_bot.api.exceptions import api_not_found
 router = SimpleRouter(trailing_slash=False)
 router.register("bots", views.BotViewSet, basename="bot")
 router.register("documents", views.DocumentViewSet, basename="document")
+router.register("collections", views.CollectionViewSet, basename="collection")
 router.register("conversations", views.ConversationViewSet, basename="conversation")
 router.register("messages", views.MessageViewSet, basename="message")
 

@@ -26,7 +26,7 @@ from billing.services import subscription_get_live
 from bots import services as bot_services
 from bots.models import Bot, Conversation, Message
 from rag import services as document_services
-from rag.models import Document
+from rag.models import Collection, Document
 from saas_bot.api import serializers as s
 from saas_bot.api.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, CompanyMember, request_company
 from saas_bot.api.exceptions import error_body
@@ -318,6 +318,24 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyV
     def reindex(self, request, pk=None):
         document = document_services.document_reindex(company=self.company, document_id=self.get_object().id)
         return Response(s.DocumentSerializer(document).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List collections (ids for a bot's collections and a document's collection)",
+                       tags=["documents"], responses={200: s.CollectionSerializer(many=True), **READ_ERRORS}),
+    retrieve=extend_schema(summary="Read a collection", tags=["documents"],
+                           responses={200: s.CollectionSerializer, **READ_ERRORS}),
+)
+class CollectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyViewSet):
+    """The company's collections (created in the admin), by name."""
+
+    serializer_class = s.CollectionSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Collection.objects.none()
+        return (Collection.objects.for_company(self.company).annotate(document_count=Count("documents"))
+                .order_by("name", "id"))
 
 
 @extend_schema_view(

@@ -22,6 +22,8 @@ def test_connect_update_webhook_delete(company, api, telegram):
     assert TEST_TOKEN not in api.get(f"/api/v1/bots/{bot_id}").content.decode()
 
     collection = Collection.objects.create(company=company, name="Billing")
+    listed = api.get("/api/v1/collections").json()["results"]
+    assert [(c["id"], c["name"], c["document_count"]) for c in listed] == [(collection.id, "Billing", 0)]
     response = api.patch(f"/api/v1/bots/{bot_id}", {"name": "Helpdesk", "conversation_idle_minutes": 15,
                                                     "collections": [collection.id], "status": "disabled"},
                          format="json")

@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 from bots.models import Conversation, Message
 from bots.services import bot_connect
+from rag.models import Collection
 from rag.services import document_add_text
 from saas_bot.api.models import ApiKey
 from saas_bot.pytest_plugin import TEST_BOT_ID, TEST_TOKEN
@@ -40,10 +41,11 @@ def contract(live_server, transactional_db, make_company, telegram, settings):
     conversation = Conversation.objects.create(company=company, bot=bot, channel="api")
     message = Message.objects.create(company=company, bot=bot, conversation=conversation, question="q?",
                                      answer="a.")
+    collection = Collection.objects.create(company=company, name="Billing")
     _, key = ApiKey.objects.create_key(name="contract", company=company)
     return {"headers": {"Authorization": f"Api-Key {key}"},
             "ids": {"bots": bot.id, "documents": document.id, "conversations": conversation.id,
-                    "messages": message.id}}
+                    "messages": message.id, "collections": collection.id}}
 
 
 def test_api_conforms_to_its_schema(live_server, contract):

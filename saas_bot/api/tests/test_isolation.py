@@ -52,7 +52,7 @@ def beta(make_company, telegram):
     UsageEvent.objects.create(company=company, bot=bot, idempotency_key=f"{MARK}:1", channel=MARK,
                               period_start=timezone.now(), model=MARK)
     return {"company": company, "bots": bot, "documents": document, "conversations": conversation,
-            "messages": message, "collection": collection}
+            "messages": message, "collection": collection, "collections": collection}
 
 
 def _snapshot(beta) -> str:
