@@ -542,3 +542,34 @@ def bot_token_revoked(*, bot: Bot) -> None:
                            "until you paste its new token (from @BotFather, /token or /revoke) on the bot's page "
                            "in the admin. Its chats, conversations and usage are kept."),
                   from_email=None, recipient_list=recipients, fail_silently=True)
+
+
+# Settings a company may change on a bot (the API's and the admin's form fields).
+BOT_SETTINGS_FIELDS = ("name", "persona", "welcome_text", "help_text", "language", "limit_message",
+                       "max_messages_per_period", "edited_messages", "conversation_idle_minutes")
+
+
+def bot_settings_update(*, bot: Bot, changes: dict, collections: list | None = None) -> Bot:
+    """Change ``bot``'s settings (``BOT_SETTINGS_FIELDS``) and, when given, its collections.
+
+    Args:
+        changes: field -> value, already validated by the caller's form or serializer.
+        collections: rag.Collection rows (replace the bot's set; [] = all documents); None = unchanged.
+
+    Raises:
+        ValidationFailed(code="bot_setting_unknown"): a field outside BOT_SETTINGS_FIELDS.
+        NotFound(code="collection_not_found"): a collection of another company.
+    """
+    unknown = set(changes) - set(BOT_SETTINGS_FIELDS)
+    if unknown:
+        raise ValidationFailed(code="bot_setting_unknown", message=f"Not a bot setting: {', '.join(sorted(unknown))}.")
+    if collections is not None and any(c.company_id != bot.company_id for c in collections):
+        raise NotFound(code="collection_not_found", message="Collection not found.")
+    with transaction.atomic():
+        if changes:
+            for field, value in changes.items():
+                setattr(bot, field, value)
+            bot.save(update_fields=list(changes))
+        if collections is not None:
+            bot.collections.set(collections)
+    return bot

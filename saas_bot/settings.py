@@ -250,3 +250,46 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="saas_bot <noreply@localh
 EMAIL_URL = env("EMAIL_URL", default="")
 if EMAIL_URL:
     vars().update(env.email_url("EMAIL_URL"))
+
+# --- REST API v1 (saas_bot/api, docs/api.md) ------------------------------------------
+INSTALLED_APPS += ["django_filters", "drf_spectacular", "drf_spectacular_sidecar", "rest_framework_api_key",
+                   "saas_bot.api"]
+REST_FRAMEWORK.update({
+    "EXCEPTION_HANDLER": "saas_bot.api.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+})
+# Requests per API key (DRF rate syntax: N/second|minute|hour|day), counted in the default cache.
+API_THROTTLE_RATE = env("API_THROTTLE_RATE", default="120/min")
+# Stored responses of POSTs with an Idempotency-Key are replayed for this long (Stripe keeps 24 h).
+API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
+API_UPLOAD_MAX_FILES = env.int("API_UPLOAD_MAX_FILES", default=10)
+# A multipart upload larger than this is refused with 413 before it is parsed (bytes).
+API_UPLOAD_MAX_BYTES = env.int("API_UPLOAD_MAX_BYTES", default=API_UPLOAD_MAX_FILES * DOCUMENT_MAX_BYTES + 2**20)
+if REDIS_URL:
+    # Shared by every web process, so a key's throttle counts across gunicorn workers.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "saas_bot API",
+    "DESCRIPTION": "Manage bots and documents, ask questions, read conversations and usage. Authenticate with "
+                   "`Authorization: Api-Key <key>`. Errors: `{\"error\": {\"code\", \"message\", \"detail\"}}`. "
+                   "See docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's files come from drf-spectacular-sidecar (served by us): nothing is fetched from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# Static files (the admin's and Swagger UI's, from drf-spectacular-sidecar) are served by the web process
+# itself with WhiteNoise, straight from the installed apps: no collectstatic step, no CDN, no extra server.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "whitenoise.middleware.WhiteNoiseMiddleware")
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns when it is missing (collectstatic is optional)
+WHITENOISE_AUTOREFRESH = DEBUG
+# An Idempotency-Key whose first request has not answered after this long is taken as abandoned (its
+# process died) and may run again (seconds; longer than any request runs).
+API_IDEMPOTENCY_ABANDONED_SECONDS = env.int("API_IDEMPOTENCY_ABANDONED_SECONDS", default=900)
+CELERY_BEAT_SCHEDULE["api-idempotency-purge"] = {"task": "api.idempotency_purge", "schedule": 3600.0}

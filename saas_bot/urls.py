@@ -14,5 +14,6 @@ urlpatterns = [
     path("telegram/webhook/<str:public_id>", telegram_webhook, name="telegram-webhook-no-slash"),
     # The one-time link of a team invitation (outside /admin/: the invitee is not signed in yet).
     path("invitations/<str:token>/", invitation_accept_view, name="invitation-accept"),
+    path("api/", include("saas_bot.api.urls")),
 ]
 
