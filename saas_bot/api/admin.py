@@ -9,6 +9,7 @@ from rest_framework_api_key.models import APIKey
 
 from saas_bot.api.models import ApiKey
 from tenants import access
+from tenants.admin_scoping import CompanyScopedAdmin
 
 # The library's own unscoped model is not used by our authentication: hide it.
 if admin.site.is_registered(APIKey):
@@ -16,55 +17,34 @@ if admin.site.is_registered(APIKey):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(APIKeyModelAdmin):
-    list_display = ("prefix", "name", "company", "created", "created_by", "last_used_at", "expiry_date",
-                    "_has_expired", "revoked")
+class ApiKeyAdmin(CompanyScopedAdmin, APIKeyModelAdmin):
+    """Keys of the current company (all companies for staff); owners/admins create and revoke, viewers read.
+
+    The scoping (queryset, company from the session, role-based rights, 404 for other companies' keys) is
+    ``CompanyScopedAdmin``'s; the key generation and its show-once message are the library's.
+    """
+
+    list_display = ("prefix", "name", "created", "created_by", "last_used_at", "expiry_date", "_has_expired",
+                    "revoked")
     list_filter = ("revoked", "created")
     search_fields = ("name", "prefix")
 
-    def _staff(self, request) -> bool:
-        return access.is_platform_staff(request.user)
-
-    def _may_edit(self, request) -> bool:
-        return self._staff(request) or access.can_edit(request.user, access.current_company(request))
-
     def get_queryset(self, request):
-        queryset = super().get_queryset(request).select_related("company", "created_by")
-        if self._staff(request):
-            return queryset
-        company = access.current_company(request)
-        return queryset.for_company(company) if company is not None else queryset.none()
+        return super().get_queryset(request).select_related("company", "created_by")
 
     def get_fields(self, request, obj=None):
-        fields = ["name", "expiry_date", "revoked"]
-        if self._staff(request):
-            fields.insert(0, "company")
-        return fields
+        fields = ["company", "name", "expiry_date", "revoked"]
+        return [f for f in fields if f != "company" or access.is_platform_staff(request.user)]
 
     def get_readonly_fields(self, request, obj=None):
         fields = tuple(super().get_readonly_fields(request, obj))
-        if obj is not None:
-            fields += ("company",) if self._staff(request) else ()
+        if obj is not None and access.is_platform_staff(request.user):
+            fields += ("company",)
         return tuple(f for f in fields if f != "prefix")
-
-    def has_module_permission(self, request):
-        return self._staff(request) or access.current_company(request) is not None
-
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return self._may_edit(request)
-
-    def has_change_permission(self, request, obj=None):
-        return self._may_edit(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._may_edit(request)
 
     def save_model(self, request, obj, form=None, change=False):
         if not change:
-            if not self._staff(request) or obj.company_id is None:
-                obj.company = access.current_company(request)
             obj.created_by = request.user
+            if obj.company_id is None:
+                obj.company = access.current_company(request)
         super().save_model(request, obj, form, change)

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from bots.models import Bot, Chat, Conversation, Message, TelegramUser
 from rag.models import Collection, Document
+from saas_bot.api.models import ApiKey
 from saas_bot.crypto import encrypt_secret
 from tenants.access import PLATFORM_STAFF_GROUP
 from tenants.admin_scoping import CompanyScopedAdmin, StaffOnlyAdmin
@@ -61,6 +62,7 @@ FACTORIES = {
     Invitation: lambda c: Invitation.objects.create(company=c, email=f"i{next(_seq)}@{c.slug}.test",
                                                     token_hash=uuid.uuid4().hex,
                                                     expires_at=timezone.now() + timezone.timedelta(days=1)),
+    ApiKey: lambda c: ApiKey.objects.create_key(company=c, name=f"{c.slug} key {next(_seq)}")[0],
 }
 
 SCOPED = sorted(((m, ma) for m, ma in admin.site._registry.items() if isinstance(ma, CompanyScopedAdmin)),
