@@ -124,6 +124,8 @@ MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # Uploads over this size are refused by the ingestion service (bytes).
 DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=20 * 1024 * 1024)
 DOCUMENT_URL_TIMEOUT_SECONDS = env.float("DOCUMENT_URL_TIMEOUT_SECONDS", default=20.0)
+# Documents from URLs: private, loopback and link-local hosts are refused (SSRF) unless this is on.
+DOCUMENT_URL_ALLOW_PRIVATE = env.bool("DOCUMENT_URL_ALLOW_PRIVATE", default=False)
 
 # --- Celery -------------------------------------------------------------------
 # No broker configured: tasks run in-process (eager). REDIS_URL or CELERY_BROKER_URL: a real worker.

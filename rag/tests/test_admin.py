@@ -96,7 +96,7 @@ def test_export_lists_the_company_rows_as_plain_text(owner_client, company, make
     assert "Rival secrets" not in response.content.decode()
 
 
-def test_add_page_and_a_url_fetched_from_a_real_server(owner_client, company):
+def test_add_page_and_a_url_fetched_from_a_real_server(owner_client, company, settings):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -115,6 +115,7 @@ def test_add_page_and_a_url_fetched_from_a_real_server(owner_client, company):
         def log_message(self, *args):
             pass
 
+    settings.DOCUMENT_URL_ALLOW_PRIVATE = True  # a local server stands in for a public site
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"

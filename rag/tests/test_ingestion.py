@@ -141,8 +141,15 @@ def test_pasted_text_and_collections_scope_what_a_bot_answers_from(company, bot)
     assert untitled.value.code == "document_title_missing"
 
 
-def test_document_from_url_is_fetched_over_http_and_bad_urls_are_refused(company, telegram):
+def test_document_from_url_is_fetched_over_http_and_bad_urls_are_refused(company, telegram, settings):
     from rag.services import document_add_url
+
+    for private in ("http://127.0.0.1:9/x", "http://localhost/admin/", "http://169.254.169.254/latest/meta-data",
+                    "http://10.0.0.5/", "http://[::1]/"):
+        with pytest.raises(ValidationFailed) as refused:
+            document_add_url(company=company, url=private)
+        assert refused.value.code == "document_url_forbidden", private
+    settings.DOCUMENT_URL_ALLOW_PRIVATE = True  # the local test servers below
 
     page = telegram.base_url  # any live local HTTP server: the emulator answers 404 on unknown paths
     for url, code in [("ftp://example.com/x", "document_url_invalid"), ("not a url", "document_url_invalid"),
@@ -154,7 +161,7 @@ def test_document_from_url_is_fetched_over_http_and_bad_urls_are_refused(company
     assert Document.objects.count() == 0
 
 
-def test_document_from_url_is_stored_with_its_source_and_ingested(company, tmp_path):
+def test_document_from_url_is_stored_with_its_source_and_ingested(company, tmp_path, settings):
     import functools
     import threading
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -164,6 +171,7 @@ def test_document_from_url_is_stored_with_its_source_and_ingested(company, tmp_p
     (tmp_path / "returns.html").write_text("<html><head><title>Returns</title></head><body><h1>Returns</h1>"
                                            "<p>Items can be returned within 30 days of delivery.</p></body></html>")
     (tmp_path / "logo.png").write_bytes(b"\x89PNG\r\n")
+    settings.DOCUMENT_URL_ALLOW_PRIVATE = True  # a local server stands in for a public one
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
