@@ -1,6 +1,6 @@
 """The admin site: the standard Django admin with an index grouped by what a company admin does.
 
-Groups: Bots, Knowledge, Conversations, Usage, Team, and for platform staff Back office (anything
+Groups: Bots, Knowledge, Conversations, Usage, Team, Developers, and for platform staff Back office (anything
 registered but not placed in a group lands there, so a new model is never hidden). Links to pages
 that are not ModelAdmins (usage dashboard, playground, knowledge gaps) are added by URL name and only
 when the URL exists.
@@ -20,6 +20,7 @@ INDEX_GROUPS = [
     ("Conversations", "conversations", [("bots", "conversation"), ("bots", "message")], []),
     ("Usage", "usage", [], [("admin-usage", "Usage dashboard")]),
     ("Team", "team", [("tenants", "membership"), ("tenants", "invitation")], []),
+    ("Developers", "developers", [("api", "apikey")], [("api-docs", "REST API documentation")]),
     ("Back office", "backoffice", [("tenants", "company"), ("billing", "plan"), ("billing", "subscription"),
                                    ("bots", "telegramupdate"), ("billing", "usageevent"),
                                    ("billing", "limitalert"), ("billing", "modelprice")], []),

@@ -26,7 +26,7 @@ def owner(company):
 def test_member_index_groups(client, owner):
     client.force_login(owner)
     page = client.get("/admin/").content.decode()
-    assert _groups(page) == ["Bots", "Knowledge", "Conversations", "Usage", "Team"]
+    assert _groups(page) == ["Bots", "Knowledge", "Conversations", "Usage", "Team", "Developers"]
     assert 'href="/admin/usage/"' in page and 'href="/admin/knowledge-gaps/"' in page
     assert "Acme" in page  # the company they work in
 
@@ -43,7 +43,7 @@ def test_links_to_usage_playground_and_knowledge_gaps_once_they_exist(client, ow
     clear_url_caches()
     client.force_login(owner)
     page = client.get("/admin/").content.decode()
-    assert _groups(page) == ["Bots", "Knowledge", "Conversations", "Usage", "Team"]
+    assert _groups(page) == ["Bots", "Knowledge", "Conversations", "Usage", "Team", "Developers"]
     assert 'href="/admin/usage/"' in page and 'href="/admin/knowledge-gaps/"' in page
     bot = Bot.objects.create(company=company, name="B", token_encrypted=encrypt_secret("1:x"), telegram_id=1)
     assert f'href="/admin/playground/{bot.pk}/"' in client.get(f"/admin/bots/bot/{bot.pk}/change/").content.decode()
