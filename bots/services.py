@@ -54,20 +54,9 @@ def bot_connect(*, company: Company, token: str, name: str = "", register_webhoo
         ProviderUnavailable(code="telegram_unavailable"): Telegram could not be reached.
         QuotaExceeded(code="quota_bots"): the plan's bot limit is reached.
     """
-    token = token.strip()
-    if not TOKEN_PATTERN.fullmatch(token):
-        raise ValidationFailed(code="bot_token_invalid",
-                               message="That does not look like a bot token (digits, a colon, then 30+ characters "
-                                       "from @BotFather).")
+    token = _token_checked(token)
     _quota_check_bots(company)
-    try:
-        me = tg.get_me(token)
-    except InvalidToken:
-        raise ValidationFailed(code="bot_token_invalid", message="Telegram rejected this bot token.") from None
-    except NetworkError as exc:
-        raise ProviderUnavailable(code="telegram_unavailable", message=f"Telegram is unreachable: {exc}") from exc
-    except TelegramError as exc:
-        raise ValidationFailed(code="bot_token_invalid", message=f"Telegram refused: {exc}") from exc
+    me = _token_identity(token)
     if Bot.objects.filter(telegram_id=me["id"]).exists():
         raise ValidationFailed(code="bot_already_connected", message=f"@{me['username']} is already connected.")
     with transaction.atomic():
@@ -192,15 +181,8 @@ def bot_replace_token(*, bot: Bot, token: str) -> Bot:
         ValidationFailed(code="bot_token_invalid" | "bot_token_other_bot"),
         ProviderUnavailable(code="telegram_unavailable").
     """
-    token = token.strip()
-    if not TOKEN_PATTERN.fullmatch(token):
-        raise ValidationFailed(code="bot_token_invalid", message="That does not look like a bot token.")
-    try:
-        me = tg.get_me(token)
-    except InvalidToken:
-        raise ValidationFailed(code="bot_token_invalid", message="Telegram rejected this bot token.") from None
-    except NetworkError as exc:
-        raise ProviderUnavailable(code="telegram_unavailable", message=f"Telegram is unreachable: {exc}") from exc
+    token = _token_checked(token)
+    me = _token_identity(token)
     if bot.telegram_id and me["id"] != bot.telegram_id:
         raise ValidationFailed(code="bot_token_other_bot",
                                message=f"This token belongs to @{me['username']}, not to {bot}.")
@@ -223,6 +205,32 @@ def bot_delete(*, bot: Bot) -> None:
         except (ValidationFailed, ProviderUnavailable) as exc:
             logger.info("deleteWebhook for bot %s failed while deleting it: %s", bot.id, exc)
     bot.delete()
+
+
+def _token_checked(token: str) -> str:
+    """The token stripped, if it has @BotFather's shape; else ValidationFailed(code="bot_token_invalid")."""
+    token = token.strip()
+    if not TOKEN_PATTERN.fullmatch(token):
+        raise ValidationFailed(code="bot_token_invalid",
+                               message="That does not look like a bot token (digits, a colon, then 30+ characters "
+                                       "from @BotFather).")
+    return token
+
+
+def _token_identity(token: str) -> dict:
+    """``getMe`` for ``token`` with Telegram's refusals as our coded errors.
+
+    Raises:
+        ValidationFailed(code="bot_token_invalid"), ProviderUnavailable(code="telegram_unavailable").
+    """
+    try:
+        return tg.get_me(token)
+    except InvalidToken:
+        raise ValidationFailed(code="bot_token_invalid", message="Telegram rejected this bot token.") from None
+    except NetworkError as exc:
+        raise ProviderUnavailable(code="telegram_unavailable", message=f"Telegram is unreachable: {exc}") from exc
+    except TelegramError as exc:
+        raise ValidationFailed(code="bot_token_invalid", message=f"Telegram refused: {exc}") from exc
 
 
 def bot_refresh_identity(*, bot: Bot) -> Bot:

@@ -76,6 +76,19 @@ def company(make_company):
 
 
 @pytest.fixture
+def owner_client(client, company):
+    """Django's test client logged in as the owner (owner@acme.test) of "acme", a company admin."""
+    from django.contrib.auth.models import User
+
+    from tenants.models import Membership
+
+    user = User.objects.create_user("owner@acme.test", "owner@acme.test", "pw-Xy7!long", is_staff=True)
+    Membership.objects.create(user=user, company=company, role=Membership.Role.OWNER)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def bot(company, telegram):
     """Bot @acme_test_bot of "acme", connected through the emulator (getMe, token encrypted)."""
     from bots.services import bot_connect

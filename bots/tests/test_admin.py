@@ -1,21 +1,11 @@
 """Bots in the admin, against the Telegram Bot API emulator: connect by token, webhook health, disable, delete."""
 import pytest
-from django.contrib.auth.models import User
 
 from bots.models import Bot, Conversation, Message
 from saas_bot.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME
-from tenants.models import Membership
 
 pytestmark = pytest.mark.django_db
 OTHER_TOKEN = "7100000002:AAFanotherTokenForTheEmulatorOnly002"
-
-
-@pytest.fixture
-def owner_client(client, company):
-    user = User.objects.create_user("owner@acme.test", "owner@acme.test", "pw-Xy7!long", is_staff=True)
-    Membership.objects.create(user=user, company=company, role=Membership.Role.OWNER)
-    client.force_login(user)
-    return client
 
 
 def test_connect_a_bot_by_pasting_its_token(owner_client, company, telegram, settings,

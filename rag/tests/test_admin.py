@@ -9,14 +9,6 @@ from tenants.models import Membership
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def owner_client(client, company):
-    user = User.objects.create_user("owner@acme.test", "owner@acme.test", "pw-Xy7!long", is_staff=True)
-    Membership.objects.create(user=user, company=company, role=Membership.Role.OWNER)
-    client.force_login(user)
-    return client
-
-
 def _messages(response):
     return [str(m) for m in response.context["messages"]]
 
