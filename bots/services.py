@@ -440,7 +440,12 @@ def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI,
     Raises:
         ValidationFailed(code="question_empty" | "question_too_long").
         NotFound(code="conversation_not_found"): ``conversation`` is not one of this bot's.
+        ValidationFailed(code="bot_not_active"): the bot is disabled or its token was revoked; like its
+            Telegram chats, it answers nobody (and nothing is metered) until it is enabled again.
     """
+    if bot.status != Bot.Status.ACTIVE:
+        raise ValidationFailed(code="bot_not_active",
+                               message=f"{bot} is {bot.get_status_display().lower()}: enable it to ask it questions.")
     question = question.strip()
     if not question:
         raise ValidationFailed(code="question_empty", message="The question is empty.")

@@ -259,6 +259,8 @@ INSTALLED_APPS += ["django_filters", "drf_spectacular", "drf_spectacular_sidecar
 REST_FRAMEWORK.update({
     "EXCEPTION_HANDLER": "saas_bot.api.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["saas_bot.api.parsers.SafeJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
 })
 # Requests per API key (DRF rate syntax: N/second|minute|hour|day), counted in the default cache.
 API_THROTTLE_RATE = env("API_THROTTLE_RATE", default="120/min")

@@ -11,6 +11,7 @@ import logging
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 from rest_framework import status
 from rest_framework.response import Response
@@ -84,6 +85,7 @@ def api_exception_handler(exc, context):
                     status=status.HTTP_500_INTERNAL_SERVER_ERROR)
 
 
+@csrf_exempt  # a POST to an unknown URL (e.g. with a trailing slash) is a 404, not Django's HTML CSRF page
 def api_not_found(request, *args, **kwargs):
     """Any /api/ URL that matches no endpoint: the JSON 404, not Django's HTML page."""
     return JsonResponse(error_body("not_found", "No such API endpoint."), status=404)

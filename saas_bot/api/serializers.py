@@ -147,6 +147,15 @@ class DocumentUploadSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), min_length=1)
     collection = CollectionField(required=False, allow_null=True)
 
+    def validate_files(self, files):
+        """At most ``API_UPLOAD_MAX_FILES`` files per request (nothing is stored when there are more)."""
+        from django.conf import settings
+
+        if len(files) > settings.API_UPLOAD_MAX_FILES:
+            raise serializers.ValidationError(
+                f"At most {settings.API_UPLOAD_MAX_FILES} files per request; {len(files)} were sent.")
+        return files
+
 
 class DocumentCreateSerializer(serializers.Serializer):
     """JSON: ``{"url"}`` (fetched) or ``{"title", "text"}`` (pasted), with an optional ``collection`` id."""

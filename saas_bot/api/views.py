@@ -17,7 +17,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from billing import selectors as usage_selectors
@@ -33,6 +33,7 @@ from saas_bot.api.exceptions import error_body
 from saas_bot.api.filters import ConversationFilter, DocumentFilter, MessageFilter, UsageEventFilter
 from saas_bot.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from saas_bot.api.idempotency import idempotent
+from saas_bot.api.parsers import SafeJSONParser
 from saas_bot.errors import ServiceError
 
 ID_REGEX = r"[0-9]{1,18}"  # fits a bigint: longer ids cannot exist and never reach the database
@@ -226,7 +227,7 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyV
 
     serializer_class = s.DocumentSerializer
     filterset_class = DocumentFilter
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, SafeJSONParser]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

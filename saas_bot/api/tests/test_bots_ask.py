@@ -123,3 +123,24 @@ def test_message_limit_is_429_quota_messages_and_not_counted(make_company, make_
     record_pending_usage()
     assert UsageEvent.objects.filter(kind="message").count() == 1
     assert client.get("/api/v1/subscription").json()["limits"]["max_messages_per_period"] == 1
+
+
+def test_a_disabled_bot_answers_nobody_and_nothing_is_metered(api, bot, demo_kb):
+    assert api.patch(f"/api/v1/bots/{bot.id}", {"status": "disabled"}, format="json").status_code == 200
+    response = api.post(f"/api/v1/bots/{bot.id}/ask", {"question": "what are your support hours?"}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bot_not_active"
+    assert not Message.objects.exists()
+
+
+def test_hostile_bodies_and_unknown_urls_get_json_errors(bot, make_key):
+    from rest_framework.test import APIClient
+
+    _, key = make_key(bot.company)
+    client = APIClient(enforce_csrf_checks=True)  # as a real client: Django's CSRF check is on
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    deep = '{"question": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = client.post(f"/api/v1/bots/{bot.id}/ask", deep, content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "parse_error"
+    for method in ("post", "put", "patch", "delete"):
+        response = getattr(client, method)(f"/api/v1/bots/{bot.id}/", {}, format="json")  # a trailing slash
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", method

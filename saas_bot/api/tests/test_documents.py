@@ -151,3 +151,14 @@ def test_abandoned_and_expired_keys_can_run_again(company, api, settings):
     third = api.post("/api/v1/documents", {"title": "C", "text": "gamma"}, format="json", headers=headers)
     assert third.status_code == 201
     assert Document.objects.count() == 3
+
+
+def test_more_files_than_allowed_are_refused_and_nothing_is_stored(company, api, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.API_UPLOAD_MAX_FILES = 3
+    files = [SimpleUploadedFile(f"note{n}.txt", f"Note number {n} about refunds.".encode()) for n in range(4)]
+    response = api.post("/api/v1/documents", {"files": files}, format="multipart")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "validation_failed"
+    assert "At most 3 files" in str(response.json()["error"]["detail"])
+    assert not Document.objects.exists()
