@@ -40,7 +40,11 @@ ID_REGEX = r"[0-9]{1,18}"  # fits a bigint: longer ids cannot exist and never re
 
 
 def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(s.ErrorSerializer, description=description)
+    """An error response in the schema; its example carries the first code the description names."""
+    code = description.replace(":", " ").replace(",", " ").split()[0].rstrip(".")
+    example = OpenApiExample(code, value={"error": {"code": code, "message": description.split(": ", 1)[-1],
+                                                    "detail": None}}, response_only=True)
+    return OpenApiResponse(s.ErrorSerializer, description=description, examples=[example])
 
 
 READ_ERRORS = {
