@@ -6,15 +6,20 @@ from bots.updates import RetryLater, inbox_sweep, update_process
 
 @shared_task(name="bots.process_update", bind=True, acks_late=True, max_retries=8, soft_time_limit=120,
              time_limit=150)
-def process_update_task(self, update_pk: int) -> str:
-    """Process one inbox update; redelivery is harmless (the row is claimed, the answer keyed by update)."""
+def process_update_task(self, update_pk: int, slot_at: float | None = None) -> str:
+    """Process one inbox update; redelivery is harmless (the row is claimed, the answer keyed by update).
+
+    ``slot_at``: a send time reserved when the update was deferred by the flood limiter (bots.updates).
+    """
     try:
-        return update_process(update_pk=update_pk)
+        return update_process(update_pk=update_pk, slot_at=slot_at)
     except RetryLater as exc:
         if self.request.is_eager:
             return "pending"  # no broker to retry through: the row stays pending for the sweep
-        # Flood-limit deferrals are not failures: they may repeat as long as the backlog lasts.
-        raise self.retry(countdown=max(1, int(exc.countdown + 0.999)), exc=exc,
+        # Flood-limit deferrals are not failures: they may repeat as long as the backlog lasts, and the
+        # retry keeps the send time reserved for it.
+        raise self.retry(countdown=max(0, exc.countdown), exc=exc, kwargs={"update_pk": update_pk,
+                                                                         "slot_at": exc.slot_at},
                          max_retries=None if exc.flood else self.max_retries)
 
 

@@ -44,13 +44,15 @@ RETRY_AFTER_INLINE_MAX = 5
 class RetryLater(Exception):
     """Processing should be retried after ``countdown`` seconds (Telegram 429, provider outage, flood limit).
 
-    ``flood=True``: our own send limiter deferred the update; that is not a failed attempt.
+    ``flood=True``: our own send limiter deferred the update; that is not a failed attempt. ``slot_at``: the
+    send time it reserved; the retry runs then and uses it.
     """
 
-    def __init__(self, countdown: float, reason: str, *, flood: bool = False) -> None:
+    def __init__(self, countdown: float, reason: str, *, flood: bool = False, slot_at: float | None = None) -> None:
         super().__init__(reason)
         self.countdown = countdown
         self.flood = flood
+        self.slot_at = slot_at  # a send time reserved for this update (Unix seconds), kept for its retry
 
 
 def update_receive(*, bot_id: int, company_id: int, payload: dict) -> bool:
@@ -114,7 +116,7 @@ def _release(update: TelegramUpdate, error: str, *, count_attempt: bool = True) 
     TelegramUpdate.objects.filter(id=update.id).update(**changes)
 
 
-def update_process(*, update_pk: int) -> str:
+def update_process(*, update_pk: int, slot_at: float | None = None) -> str:
     """Process one stored update; returns its final status ("done", "ignored", "failed", or "skipped").
 
     Raises:
@@ -139,7 +141,7 @@ def update_process(*, update_pk: int) -> str:
         return TelegramUpdate.Status.FAILED
     bot = update.bot
     try:
-        status = _route(bot=bot, update=update, parsed=parsed, started=started)
+        status = _route(bot=bot, update=update, parsed=parsed, started=started, slot_at=slot_at)
     except RetryLater as exc:
         _release(update, str(exc), count_attempt=not exc.flood)
         raise
@@ -200,7 +202,8 @@ def _addressed_text(bot: Bot, message: PTBMessage) -> _Incoming | None:
     return _Incoming(message=message, text=" ".join(text.split()), command=command, command_arg=command_arg)
 
 
-def _route(*, bot: Bot, update: TelegramUpdate, parsed: Update, started: float) -> str:
+def _route(*, bot: Bot, update: TelegramUpdate, parsed: Update, started: float,
+           slot_at: float | None = None) -> str:
     if parsed.my_chat_member is not None:
         member = parsed.my_chat_member
         chat = chat_upsert(bot=bot, chat_id=member.chat.id, type=member.chat.type,
@@ -265,7 +268,7 @@ def _route(*, bot: Bot, update: TelegramUpdate, parsed: Update, started: float) 
     if command == "help" or not question.strip():
         _send(bot, where, [Part(html=_escape(bot.help_text), plain=bot.help_text)])
         return TelegramUpdate.Status.DONE
-    _slot_check(bot, where)
+    first_slot_at = _slot_reserve(bot, where, kept=slot_at)
     _typing(bot, where)
     result = message_answer(bot=bot, question=question,
                             conversation=conversation_for_chat(chat=chat, thread_id=where.thread_id,
@@ -276,7 +279,7 @@ def _route(*, bot: Bot, update: TelegramUpdate, parsed: Update, started: float) 
     if reply.delivered_at is None:
         buttons = reply.status in (Message.Status.ANSWERED, Message.Status.NOT_FOUND)
         ids = _send(bot, where, format_answer(reply.answer, reply.sources), reply_to=where.reply_to,
-                    markup=_answer_keyboard(reply) if buttons else None)
+                    markup=_answer_keyboard(reply) if buttons else None, first_slot_at=first_slot_at)
         Message.objects.filter(id=reply.id).update(delivered_at=timezone.now(), telegram_message_ids=ids)
     return TelegramUpdate.Status.DONE
 
@@ -389,13 +392,21 @@ def _max_wait() -> float:
     return 60.0 if settings.CELERY_TASK_ALWAYS_EAGER else settings.TELEGRAM_RATE_MAX_WAIT
 
 
-def _slot_check(bot: Bot, where: _Where) -> None:
-    """Before answering: if this chat's or bot's next send slot is far off, go back to the queue now
-    (cheaply, before the answer is computed) instead of holding a worker."""
+def _slot_reserve(bot: Bot, where: _Where, *, kept: float | None = None) -> float:
+    """Before answering: reserve the send time of the answer's first message; returns it (Unix seconds).
+
+    A time within ``_max_wait()`` is used after the answer is computed. A later one is kept for this update
+    and the update goes back to the queue until then (RetryLater with ``slot_at``), before any work is
+    done, instead of holding a worker; its retry brings ``kept`` back. A kept time more than a second in
+    the past (the retry ran late) is given up and a new one is reserved.
+    """
+    if kept is not None and kept > time.time() - 1.0:
+        return kept
     slot = slot_take(bot_id=bot.id, chat_id=where.chat.telegram_chat_id, is_group=where.is_group,
-                     max_wait=_max_wait(), reserve=False)
+                     max_wait=24 * 3600)
     if slot.wait > _max_wait():
-        raise RetryLater(slot.wait, f"flood limit: next slot in {slot.wait:.1f}s", flood=True)
+        raise RetryLater(slot.wait, f"flood limit: next slot in {slot.wait:.1f}s", flood=True, slot_at=slot.at)
+    return slot.at
 
 
 def _typing(bot: Bot, where: _Where) -> None:
@@ -410,7 +421,8 @@ def _typing(bot: Bot, where: _Where) -> None:
         logger.debug("sendChatAction failed for chat %s", where.chat.id, exc_info=True)
 
 
-def _send(bot: Bot, where: _Where, parts: list[Part], *, reply_to: int | None = None, markup=None) -> list[int]:
+def _send(bot: Bot, where: _Where, parts: list[Part], *, reply_to: int | None = None, markup=None,
+          first_slot_at: float | None = None) -> list[int]:
     """Send ``parts`` to the chat (and topic) in order, within the flood limits; returns Telegram message ids.
 
     Each message first takes a send slot (``bots.ratelimit``: per bot, chat and group). If the first
@@ -419,6 +431,7 @@ def _send(bot: Bot, where: _Where, parts: list[Part], *, reply_to: int | None = 
     inline keyboard) goes on the last part. HTML first; if Telegram rejects the entities (400 "can't
     parse entities") the plain text is sent. 429: waits ``retry_after`` inline when short, else raises
     RetryLater. 403 (blocked, kicked, deactivated): the chat is marked blocked, nothing more is sent.
+    ``first_slot_at``: the first message's send time, already reserved (``_slot_reserve``).
     """
     chat = where.chat
     if chat.is_blocked:
@@ -430,12 +443,16 @@ def _send(bot: Bot, where: _Where, parts: list[Part], *, reply_to: int | None = 
 
         ids: list[int] = []
         for index, part in enumerate(parts):
-            slot = slot_take(bot_id=bot.id, chat_id=chat.telegram_chat_id, is_group=where.is_group,
-                             max_wait=_max_wait() if index == 0 else 600.0)
-            if not slot.granted:
-                raise RetryLater(slot.wait, f"flood limit: next slot in {slot.wait:.1f}s", flood=True)
-            if slot.wait > 0:
-                await asyncio.sleep(slot.wait)
+            if index == 0 and first_slot_at is not None:
+                wait = max(0.0, first_slot_at - time.time())
+            else:
+                slot = slot_take(bot_id=bot.id, chat_id=chat.telegram_chat_id, is_group=where.is_group,
+                                 max_wait=_max_wait() if index == 0 else 600.0)
+                if not slot.granted:
+                    raise RetryLater(slot.wait, f"flood limit: next slot in {slot.wait:.1f}s", flood=True)
+                wait = slot.wait
+            if wait > 0:
+                await asyncio.sleep(wait)
             while (late := send_gate(bot_id=bot.id, chat_id=chat.telegram_chat_id, is_group=where.is_group)) > 0:
                 await asyncio.sleep(late)
             attempt = 0

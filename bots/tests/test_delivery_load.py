@@ -142,3 +142,30 @@ def test_burst_of_2000_updates_for_50_bots_is_answered_within_limits_and_fairly(
     assert summary["busy_max"] >= 49
     assert summary["quiet_p50"] < summary["busy_p50"]
     assert summary["quiet_bot_p95_worst"] < summary["busy_max"]
+
+
+@pytest.mark.django_db
+def test_a_deferred_update_keeps_its_send_time_and_does_not_count_as_an_attempt(bot, telegram, demo_kb, settings):
+    from bots.models import TelegramUpdate
+    from bots.updates import RetryLater, update_process
+    from saas_bot.pytest_plugin import make_update
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a worker: it defers instead of waiting long
+    settings.TELEGRAM_RATE_REDIS_URL = ""
+    settings.TELEGRAM_RATE_PER_CHAT, settings.TELEGRAM_RATE_GUARD_SECONDS = 5.0, 0.0  # 200 ms per message
+    settings.TELEGRAM_RATE_MAX_WAIT = 0.3
+    for _ in range(5):  # the chat's next second is taken
+        slot_take(bot_id=bot.id, chat_id=5550001, is_group=False, max_wait=10)
+    update = make_update("what are your support hours?")
+    row = TelegramUpdate.objects.create(company=bot.company, bot=bot, update_id=update["update_id"], payload=update)
+    with pytest.raises(RetryLater) as deferred:
+        update_process(update_pk=row.id)
+    assert deferred.value.flood and 0.8 < deferred.value.countdown < 1.2
+    row.refresh_from_db()
+    assert row.status == "pending" and row.attempts == 0 and telegram.sent_messages() == []
+    later = slot_take(bot_id=bot.id, chat_id=5550001, is_group=False, max_wait=10)
+    assert later.at > deferred.value.slot_at  # the deferred update's time stays reserved for it
+    time.sleep(max(0.0, deferred.value.slot_at - time.time()))
+    assert update_process(update_pk=row.id, slot_at=deferred.value.slot_at) == "done"
+    (sent,) = [c for c in telegram.calls("sendMessage") if c["status_code"] == 200]
+    assert "08:00" in sent["params"]["text"]
