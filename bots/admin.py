@@ -12,24 +12,17 @@ from django.contrib import admin, messages
 from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from telegram.error import TelegramError
 
 from bots import services
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
+from saas_bot.admin_site import reverse_or_none
 from saas_bot.errors import ServiceError
 from tenants.access import current_company, is_platform_staff
 from tenants.admin_scoping import CompanyScopedAdmin, CompanyScopedInline, StaffOnlyAdmin, scope_to_user
-
-
-def reverse_or_none(name: str, *args) -> str | None:
-    """``reverse(name, args)``, or None while that page does not exist (links to optional pages)."""
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return None
 
 
 class BotAddForm(forms.ModelForm):
