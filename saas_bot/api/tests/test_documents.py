@@ -112,7 +112,6 @@ def test_idempotent_upload_stores_one_document(company, api):
 
 def test_idempotency_key_in_progress_is_409(company, api):
     from saas_bot.api.models import IdempotencyRecord
-    from saas_bot.api.idempotency import request_fingerprint  # noqa: F401  (the same fingerprint is stored)
 
     # A first request that is still running has a record without a status.
     first = api.post("/api/v1/documents", {"title": "A", "text": "alpha"}, format="json",

@@ -2,7 +2,6 @@
 import threading
 
 import httpx
-import pytest
 
 from rag.models import Document
 from saas_bot.api.models import ApiKey
