@@ -91,6 +91,16 @@ def extract(*, file_name: str, data: bytes) -> Extracted:
 
 
 def _decode(data: bytes) -> str:
+    """Text of a text-format file: UTF-16 with a byte-order mark, else UTF-8, Windows-1252, Latin-1.
+
+    Raises:
+        ValueError: the bytes hold NUL characters (a binary file with a text extension); ``extract``
+            reports it as ``document_unreadable``.
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # Windows "Unicode" text files
+        return data.decode("utf-16")
+    if b"\x00" in data[:65536]:
+        raise ValueError("this is a binary file, not text (it contains NUL bytes)")
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(encoding)

@@ -187,3 +187,13 @@ def test_document_from_url_is_stored_with_its_source_and_ingested(company, tmp_p
     (ready,) = documents_ingest(company=company, documents=[document])
     assert ready.status == "ready" and ready.chunk_count >= 1 and ready.title == "Returns"
     assert Document.objects.count() == 1
+
+
+def test_a_binary_file_with_a_text_extension_fails_with_a_reason(company):
+    document, _ = document_add(company=company, file_name="bin.txt", data=b"\x00\x01\x02\xff" * 50, schedule=False)
+    (failed,) = documents_ingest(company=company, documents=[document])
+    assert failed.status == "failed" and "binary file" in failed.error and failed.chunk_count == 0
+    utf16, _ = document_add(company=company, file_name="notes.txt", schedule=False,
+                            data="Refunds are paid within 14 days.".encode("utf-16"))
+    (ready,) = documents_ingest(company=company, documents=[utf16])
+    assert ready.status == "ready" and ready.chunk_count == 1
