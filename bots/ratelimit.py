@@ -104,6 +104,8 @@ class _LocalCells:
         key, slot_s = bot_cell
         with self._lock:
             now = time.time()
+            if len(self._tat) > 10_000:  # a long-running process: forget chats whose time has passed
+                self._tat = {k: t for k, t in self._tat.items() if t > now}
             start = max([now] + [self._tat.get(k, 0.0) for k, _ in cells])
             taken = self._slots.setdefault(key, set())
             oldest = math.floor(now / slot_s) - 1
