@@ -134,6 +134,9 @@ def test_answer_has_feedback_and_sources_buttons_that_work(bot, telegram, demo_k
     run(bot, forged)
     message.refresh_from_db()
     assert message.feedback == -1 and "no longer works" in telegram.calls("answerCallbackQuery")[-1]["params"]["text"]
+    huge = telegram.make_callback_update(TEST_TOKEN, 5550001, answer_id, "fb:99999999999999999999999:1")
+    assert run(bot, huge) == "done"
+    assert "no longer works" in telegram.calls("answerCallbackQuery")[-1]["params"]["text"]
 
 
 def test_sources_command_and_usage_command(make_company, telegram):
