@@ -352,11 +352,10 @@ def _callback(bot: Bot, query) -> str:
     target = None
     try:
         message_id = int(rest.split(":")[0])
-    except ValueError:
-        message_id = 0
-    if 0 < message_id < 2**63:  # callback_data is user-controlled: anything else is not one of our ids
         target = (Message.objects.select_related("conversation__chat")
                   .filter(id=message_id, bot=bot, conversation__chat__telegram_chat_id=chat_id).first())
+    except ValueError:
+        pass
     if target is not None and kind == "fb":
         try:
             value = int(rest.split(":")[1])
