@@ -44,6 +44,17 @@ from _common import OUT_DIR, REPO, CpuSampler, log, percentile, table  # noqa: E
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 QUEUE = "celery"  # Celery's default queue (the project defines no other)
+# With priorities on Redis (settings: priority_steps, sep ":"), priority p > 0 goes to the list "celery:p".
+QUEUES = [QUEUE] + [f"{QUEUE}:{p}" for p in range(1, 10)]
+
+
+def _queued(broker) -> int:
+    """Messages waiting in the default queue at every priority."""
+    return sum(broker.llen(name) for name in QUEUES)
+
+
+def _purge(broker) -> None:
+    broker.delete(*QUEUES)
 ID_SPAN = 10**11  # update_id range per run: run r uses [r * ID_SPAN, (r + 1) * ID_SPAN)
 THREAD_SPAN = 10**9  # within a run, generator thread t uses base + t * THREAD_SPAN + n
 DEFAULT_CONFIGS = "sync:2:1:32,sync:4:1:32,gthread:2:4:32,gthread:4:4:32,gthread:2:4:64,sync:4:1:64,gthread:2:4:16"
@@ -459,7 +470,7 @@ def main() -> int:
             cpu = CpuSampler().start()
             breakdown_rows = breakdown(bot, args.breakdown)
             breakdown_load = cpu.stop()
-            broker.delete(QUEUE)
+            _purge(broker)
         for (klass, workers, threads, conns), gen in plan:
             run_no += 1
             port = _free_port()
@@ -480,7 +491,7 @@ def main() -> int:
             worker_pids = _children(proc.pid)
             # Warm-up: every worker opens its DB and broker connections (ids in their own range, checked too).
             warm_base = (2 * run_no - 1) * ID_SPAN
-            broker.delete(QUEUE)
+            _purge(broker)
             if args.warmup > 0:
                 log(f"warm-up {args.warmup:.0f} s")
                 _run_generator(gen, port, path, bot.webhook_secret, warm_base, conns, args.warmup, lua_file)
@@ -522,8 +533,8 @@ def main() -> int:
                 cursor.execute("SELECT count(*) FROM bots_telegramupdate WHERE bot_id = %s AND update_id >= %s "
                                "AND update_id < %s", [bot.id, warm_base, warm_base + ID_SPAN])
                 warm_stored = cursor.fetchone()[0]
-            queued = broker.llen(QUEUE)  # since before the warm-up: compare with warm-up + run rows
-            broker.delete(QUEUE)
+            queued = _queued(broker)  # since before the warm-up: compare with warm-up + run rows
+            _purge(broker)
             log_text = log_path.read_text()
             broker_errors = log_text.count("broker unreachable")
             server_errors = log_text.count("Traceback")
@@ -568,7 +579,7 @@ def main() -> int:
         if proc is not None:
             _stop(proc)
         try:
-            broker.delete(QUEUE)
+            _purge(broker)
             # kombu's binding metadata for that queue, created by the benchmark's enqueues.
             for key in broker.scan_iter(f"_kombu.binding*.{QUEUE}"):
                 broker.delete(key)
@@ -580,7 +591,7 @@ def main() -> int:
         company.delete()
         lua_file.unlink(missing_ok=True)
         log(f"cleanup: deleted {deleted} inbox rows, bot and company {slug}; Redis queue '{QUEUE}' purged "
-            f"(left now: {broker.llen(QUEUE)})")
+            f"(left now: {_queued(broker)})")
 
     if not results:
         return 1
