@@ -516,7 +516,7 @@ def telegram_user_upsert(*, bot: Bot, user) -> TelegramUser | None:
     return end_user
 
 
-def message_feedback_set(*, bot: Bot, message_id: int, value: int, telegram_user_id: int | None = None) -> Message:
+def message_feedback_set(*, bot: Bot, message_id: int, value: int) -> Message:
     """Store 👍 (+1) or 👎 (-1) on one of ``bot``'s answers; pressing again changes it.
 
     Raises:
