@@ -100,6 +100,11 @@ def format_answer(text: str, sources: list[dict] | None = None, *, limit: int = 
     return parts or [Part(html="…", plain="…")]
 
 
+def format_text(text: str) -> list[Part]:
+    """A short bot text (welcome, help, notices) as one message: escaped HTML and its plain twin."""
+    return [Part(html=html.escape(text, quote=False), plain=text)]
+
+
 def format_sources(sources: list[dict] | None, *, limit: int = MESSAGE_MAX_CHARS) -> list[Part]:
     """The sources of an answer as their own message(s) (the "Sources" button and /sources).
 

@@ -25,7 +25,7 @@ from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 
 from bots import telegram as tg
-from bots.formatting import Part, format_answer, format_sources
+from bots.formatting import Part, format_answer, format_sources, format_text
 from bots.models import Bot, Chat, Message, TelegramUpdate
 from bots.ratelimit import intake_priority, send_gate, slot_take
 from bots.services import (bot_token, bot_token_revoked, chat_upsert, conversation_end, conversation_for_chat,
@@ -194,8 +194,7 @@ def _addressed_text(bot: Bot, message: PTBMessage) -> _Incoming | None:
         elif entity.type == MessageEntity.MENTION and value[1:].lower() == username:
             addressed = True
             text = text.replace(value, " ")
-    reply = message.reply_to_message
-    if reply is not None and reply.from_user is not None and bot.telegram_id and reply.from_user.id == bot.telegram_id:
+    if _replies_to_bot(bot, message):
         addressed = True
     if not addressed:
         return None
@@ -233,7 +232,7 @@ def _route(*, bot: Bot, update: TelegramUpdate, parsed: Update, started: float,
     if message.text is None:
         if edited is None and not message.new_chat_members and not message.left_chat_member and \
                 (private or _replies_to_bot(bot, message)):
-            _send(bot, where, [Part(html=NON_TEXT_REPLY, plain=NON_TEXT_REPLY)], reply_to=message.message_id)
+            _send(bot, where, format_text(NON_TEXT_REPLY), reply_to=message.message_id)
             return TelegramUpdate.Status.DONE
         return TelegramUpdate.Status.IGNORED
     incoming = _addressed_text(bot, message)
@@ -242,31 +241,31 @@ def _route(*, bot: Bot, update: TelegramUpdate, parsed: Update, started: float,
     if edited is not None and bot.edited_messages != Bot.EditedMessages.ANSWER:
         if _edit_already_noted(bot, update, chat_id=message.chat.id, message_id=message.message_id):
             return TelegramUpdate.Status.IGNORED
-        _send(bot, where, [Part(html=EDITED_REPLY, plain=EDITED_REPLY)], reply_to=message.message_id)
+        _send(bot, where, format_text(EDITED_REPLY), reply_to=message.message_id)
         return TelegramUpdate.Status.DONE
     command = incoming.command
     if command == "start":
         if incoming.command_arg:
             Chat.objects.filter(id=chat.id).update(start_param=incoming.command_arg[:64])
-        _send(bot, where, [Part(html=_escape(bot.welcome_text), plain=bot.welcome_text)])
+        _send(bot, where, format_text(bot.welcome_text))
         return TelegramUpdate.Status.DONE
     if command == "new":
         conversation_end(chat=chat, thread_id=where.thread_id)
-        _send(bot, where, [Part(html=NEW_CONVERSATION_REPLY, plain=NEW_CONVERSATION_REPLY)])
+        _send(bot, where, format_text(NEW_CONVERSATION_REPLY))
         return TelegramUpdate.Status.DONE
     if command == "usage":
         text = _usage_text(bot, message.from_user.id if message.from_user else None)
-        _send(bot, where, [Part(html=_escape(text), plain=text)])
+        _send(bot, where, format_text(text))
         return TelegramUpdate.Status.DONE
     if command == "sources":
         last = (Message.objects.filter(bot=bot, conversation__chat=chat, conversation__thread_id=where.thread_id)
                 .exclude(answer="").order_by("-created_at").first())
-        parts = format_sources(last.sources) if last else [Part(html=NO_ANSWER_YET, plain=NO_ANSWER_YET)]
+        parts = format_sources(last.sources) if last else format_text(NO_ANSWER_YET)
         _send(bot, where, parts)
         return TelegramUpdate.Status.DONE
     question = incoming.command_arg if command is not None else incoming.text
     if command == "help" or not question.strip():
-        _send(bot, where, [Part(html=_escape(bot.help_text), plain=bot.help_text)])
+        _send(bot, where, format_text(bot.help_text))
         return TelegramUpdate.Status.DONE
     first_slot_at = _slot_reserve(bot, where, kept=slot_at)
     _typing(bot, where)
@@ -379,12 +378,6 @@ def _callback(bot: Bot, query) -> str:
         reply_to = (target.telegram_message_ids or [None])[-1]
         _send(bot, _Where(chat=chat, thread_id=target.conversation.thread_id), reply_parts, reply_to=reply_to)
     return TelegramUpdate.Status.DONE
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=False)
 
 
 def _max_wait() -> float:
