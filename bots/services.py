@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from contextlib import contextmanager
 import re
 import time
 import uuid
@@ -82,15 +83,28 @@ def _bot_setup_on_telegram(bot: Bot) -> None:
         Bot.objects.filter(id=bot.id).update(last_error=f"Telegram: {exc}"[:2000])
 
 
-def _telegram_call(token: str, call, *, what: str):
-    """``run_telegram`` with a revoked token and an unreachable Telegram as our coded errors."""
+@contextmanager
+def _coded_telegram_errors(what: str = ""):
+    """Telegram's 401 and network failures inside the block as our coded errors.
+
+    Raises:
+        ValidationFailed(code="bot_token_invalid"): InvalidToken.
+        ProviderUnavailable(code="telegram_unavailable"): NetworkError (``what`` prefixes the message).
+    """
     try:
-        return tg.run_telegram(token, call)
+        yield
     except InvalidToken:
         raise ValidationFailed(code="bot_token_invalid", message="Telegram rejected this bot token.") from None
     except NetworkError as exc:
-        raise ProviderUnavailable(code="telegram_unavailable", message=f"{what}: Telegram is unreachable: {exc}") \
+        prefix = f"{what}: " if what else ""
+        raise ProviderUnavailable(code="telegram_unavailable", message=f"{prefix}Telegram is unreachable: {exc}") \
             from exc
+
+
+def _telegram_call(token: str, call, *, what: str):
+    """``run_telegram`` with a revoked token and an unreachable Telegram as our coded errors."""
+    with _coded_telegram_errors(what):
+        return tg.run_telegram(token, call)
 
 
 def bot_set_commands(*, bot: Bot) -> None:
@@ -224,12 +238,9 @@ def _token_identity(token: str) -> dict:
         ValidationFailed(code="bot_token_invalid"), ProviderUnavailable(code="telegram_unavailable").
     """
     try:
-        return tg.get_me(token)
-    except InvalidToken:
-        raise ValidationFailed(code="bot_token_invalid", message="Telegram rejected this bot token.") from None
-    except NetworkError as exc:
-        raise ProviderUnavailable(code="telegram_unavailable", message=f"Telegram is unreachable: {exc}") from exc
-    except TelegramError as exc:
+        with _coded_telegram_errors():
+            return tg.get_me(token)
+    except TelegramError as exc:  # any other refusal (InvalidToken and NetworkError are mapped above)
         raise ValidationFailed(code="bot_token_invalid", message=f"Telegram refused: {exc}") from exc
 
 
