@@ -98,6 +98,7 @@ class _LocalCells:
         self._lock = threading.Lock()
         self._tat: dict[str, float] = {}
         self._slots: dict[str, set[int]] = {}
+        self._last_sent: dict[str, float] = {}
 
     def take(self, bot_cell: tuple[str, float], cells: list[tuple[str, float]], max_wait: float,
              reserve: bool) -> Slot:
@@ -123,11 +124,21 @@ class _LocalCells:
                 return Slot(True, wait, at)
             return Slot(False, wait, at)
 
+    def gate(self, cells: list[tuple[str, float]]) -> float:
+        """``send_gate`` in process memory: ``cells`` are ("tg-sent:…" key, interval in seconds)."""
+        with self._lock:
+            now = time.time()
+            need = max(self._last_sent.get(key, 0.0) + interval - now for key, interval in cells)
+            if need <= 0:
+                for key, _ in cells:
+                    self._last_sent[key] = now
+            return max(0.0, need)
+
     def clear(self) -> None:
         with self._lock:
             self._tat.clear()
             self._slots.clear()
-            _last_sent.clear()
+            self._last_sent.clear()
 
 
 _local = _LocalCells()
@@ -192,9 +203,6 @@ if need <= 0 then
 end
 return math.ceil(need)
 """
-_last_sent: dict[str, float] = {}
-
-
 def send_gate(*, bot_id: int, chat_id: int, is_group: bool) -> float:
     """Right before a send: 0 (and the send time is recorded) if the chat's (and group's) last message went
     at least one interval ago by the clock, else the seconds to wait and ask again.
@@ -211,13 +219,7 @@ def send_gate(*, bot_id: int, chat_id: int, is_group: bool) -> float:
             return int(script(keys=keys, args=[int(time.time() * 1000), *[int(i * 1000) for _, i in cells]])) / 1000
         except Exception:  # Redis down: this process's own record
             pass
-    with _local._lock:
-        now = time.time()
-        need = max(_last_sent.get(key, 0.0) + interval - now for key, (_, interval) in zip(keys, cells))
-        if need <= 0:
-            for key in keys:
-                _last_sent[key] = now
-        return max(0.0, need)
+    return _local.gate(list(zip(keys, (interval for _, interval in cells))))
 
 
 # Redis priorities: 0 is taken first.
