@@ -21,6 +21,11 @@ documented in docs/retrieval.md ("Template directives").
 | ``!!! tip "Title"`` / ``??? note`` + indented body | Python-Markdown / MkDocs admonitions | the body (dedented, read as Markdown); a custom title stays (Markdown: mdit-py-plugins' admon plugin) |
 | ``{: .class}``, ``{:toc}`` | kramdown attribute lists | nothing |
 | front matter (``---`` YAML / ``+++`` TOML at the start) | Jekyll, Hugo, Docusaurus | nothing; its ``title`` is the document's title when it has no heading |
+
+Help centres converted to DOCX, PDF or HTML often keep their Markdown as literal text. In those formats
+(not in Markdown, where it is parsed), :func:`strip_prose` also turns ``[text](url)`` into ``text``,
+``![alt](src)`` into ``alt``, ``**bold**`` and ```code``` into their text, drops inline tags written
+as text (``<kbd>K</kbd>`` -> ``K``) and admonition markers inside a line (``!!! tip ""``).
 """
 from __future__ import annotations
 
@@ -95,6 +100,17 @@ _FRONT_MATTER = re.compile(r"\A(?:---|\+\+\+)[ \t]*\n(.*?)\n(?:---|\+\+\+|\.\.\.
 _FRONT_TITLE = re.compile(r"""^title\s*[:=]\s*["']?(.*?)["']?\s*$""", re.M)
 
 MAX_INCLUDE_DEPTH = 3
+ADMONITION_TYPES = ("note", "tip", "warn", "warning", "danger", "info", "important", "caution", "attention", "hint",
+                    "error", "abstract", "summary", "example", "quote", "success", "question", "failure", "bug",
+                    "seealso", "keyboard_tip", "todo", "check", "faq")
+_INLINE_ADMONITION = re.compile(r"(?:!!!|\?\?\?\+?)\s*(?:" + "|".join(ADMONITION_TYPES) + r")\b(?:\s+\"[^\"\n]*\")?\s*", re.I)
+_MD_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")
+_MD_LINK = re.compile(r"\[([^\]\n]+)\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")
+_MD_STRONG = re.compile(r"(?<![\w*@])\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*(?![\w*])")
+_MD_UNDERSCORE_STRONG = re.compile(r"(?<!\w)__(?=\S)([^_\n]*\s[^_\n]*?)(?<=\S)__(?!\w)")
+_MD_CODE = re.compile(r"`([^`\n]+)`")
+_TEXT_TAGS = re.compile(r"</?(?:kbd|b|i|em|strong|code|span|a|u|sup|sub|small|mark|abbr|var|samp|p|div|font)\b[^<>]*>"
+                        r"|<br\s*/?>", re.I)
 
 
 def _humanise(slug: str) -> str:
@@ -221,13 +237,27 @@ def preprocess_markdown(source: str, *, includes: Mapping[str, str] | None = Non
     return "\n".join(out)
 
 
+def strip_literal_markup(text: str) -> str:
+    """Markdown and inline HTML written as literal text (see the module's last paragraph) -> its text."""
+    if not any(c in text for c in "[*`<_!?"):
+        return text
+    text = _INLINE_ADMONITION.sub("", text)
+    text = _MD_IMAGE.sub(lambda m: m.group(1), text)
+    text = _MD_LINK.sub(lambda m: m.group(1), text)
+    text = _MD_STRONG.sub(lambda m: m.group(1), text)
+    text = _MD_UNDERSCORE_STRONG.sub(lambda m: m.group(1), text)
+    text = _MD_CODE.sub(lambda m: m.group(1), text)
+    return _TEXT_TAGS.sub(lambda m: " " if m.group(0).lower().startswith("<br") else "", text)
+
+
 def strip_prose(text: str, *, includes: Mapping[str, str] | None = None) -> str:
     """Rendered text of any format with the directives of the table above removed or resolved.
 
     Includes (``{!x!}``) are replaced by the plain text in ``includes`` (file name -> text) or dropped;
     admonition and container fence lines are dropped (their titles kept).
     """
-    if "{" not in text and ":::" not in text and "8<" not in text and "!!!" not in text and "???" not in text:
+    text = strip_literal_markup(text)
+    if "{" not in text and ":::" not in text and "8<" not in text:
         return text
     lines = []
     for line in text.split("\n"):

@@ -25,7 +25,8 @@ HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 BLOCKS = {"p", "div", "section", "article", "main", "header", "footer", "aside", "blockquote", "figure",
           "figcaption", "details", "summary", "dl", "dt", "dd", "address", "center", "fieldset", "legend", "form",
           "hgroup", "search", "body", "html", "ul", "ol", "li", "menu", "table", "caption", "thead", "tbody",
-          "tfoot", "tr", "td", "th", "pre", "hr", "br", "h1", "h2", "h3", "h4", "h5", "h6", "noframes", "option"}
+          "tfoot", "tr", "td", "th", "pre", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "noframes", "option"}
+_ADMONITION_MARKER = re.compile(r"^\s*(?:!!!|\?\?\?\+?)\s*[\w-]+(?:\s+\"[^\"]*\")?\s*$")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
@@ -59,6 +60,7 @@ class HtmlReader:
         self.pre_depth = 0
         self.heading: list[str] | None = None
         self.heading_level = 0
+        self.admonition_body = False
 
     # --- output ---------------------------------------------------------------------------
     def _emit(self, text: str, *, code: bool = False) -> None:
@@ -83,6 +85,11 @@ class HtmlReader:
         if self.inline:
             text = hygiene.join_lines("".join(self.inline))
             self.inline = []
+            if not text:
+                return
+            # "!!! tip" written as a paragraph by a converter that does not know admonitions: their indented
+            # body then comes as a <pre>, which is prose, not code.
+            self.admonition_body = bool(_ADMONITION_MARKER.match(text))
             self._emit(text)
 
     # --- the walk ---------------------------------------------------------------------------
@@ -127,6 +134,8 @@ class HtmlReader:
         if tag not in BLOCKS:
             if tag == "img" and element.get("alt") and self.heading is None:
                 self.inline.append(f" {element.get('alt')} ")
+            elif tag == "br":  # a line break inside a paragraph: the paragraph stays one line
+                self._text(" ")
             return
         if self.heading is not None:
             self.heading.append(" ")
@@ -134,6 +143,8 @@ class HtmlReader:
         self.flush()
         if tag == "pre":
             self.pre_depth = 1
+        elif tag not in ("p", "div", "body", "html"):
+            self.admonition_body = False
         elif tag in ("ul", "ol", "menu"):
             try:
                 start = int(element.get("start", "1"))
@@ -168,10 +179,14 @@ class HtmlReader:
                 if not self.pre_depth:
                     text = "".join(self.inline).strip("\n")
                     self.inline = []
-                    if self.tables or self.lists:
+                    if self.admonition_body:
+                        for paragraph in re.split(r"\n\s*\n", text):
+                            self._emit(hygiene.join_lines(paragraph))
+                    elif self.tables or self.lists:
                         self._emit(text)
                     else:
                         self.builder.block(text, code=True)
+                    self.admonition_body = False
             return
         if self.heading is not None and tag in HEADINGS and HEADINGS[tag] == self.heading_level:
             text = hygiene.join_lines("".join(self.heading))
