@@ -226,13 +226,14 @@ def preprocess_markdown(source: str, *, includes: Mapping[str, str] | None = Non
         if container:
             title = (container.group(2) or container.group(3) or "").strip()
             if title:
-                prose.append(title)
+                prose.extend([title, ""])
             continue
         include = _INCLUDE.fullmatch(line.strip())
         if include:
             prose.extend(included(include.group(1), line[:len(line) - len(line.lstrip())]))
             continue
-        prose.append(_INCLUDE.sub("", _zulip_macros(line)))
+        prose.append(_INCLUDE.sub(lambda m: " ".join(x.strip() for x in included(m.group(1), "") if x.strip()),
+                                  _zulip_macros(line)))
     flush_prose()
     return "\n".join(out)
 

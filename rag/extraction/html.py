@@ -141,10 +141,10 @@ class HtmlReader:
             self.heading.append(" ")
             return
         self.flush()
+        if tag not in ("p", "div", "body", "html", "pre"):
+            self.admonition_body = False
         if tag == "pre":
             self.pre_depth = 1
-        elif tag not in ("p", "div", "body", "html"):
-            self.admonition_body = False
         elif tag in ("ul", "ol", "menu"):
             try:
                 start = int(element.get("start", "1"))
