@@ -26,7 +26,8 @@ class DocumentOverLimit(ValidationFailed):
 
     Codes: ``document_too_large_extracted`` (characters), ``document_too_large_inflated`` (ZIP members),
     ``document_too_many_pages`` / ``document_pdf_content_too_large`` (PDF),
-    ``document_too_many_paragraphs`` (DOCX), ``document_extraction_timeout`` (CPU or wall time),
+    ``document_too_many_paragraphs`` (DOCX), ``document_too_deeply_nested`` (HTML),
+    ``document_extraction_timeout`` (CPU or wall time),
     ``document_extraction_memory`` (address space), ``upload_too_large_extracted`` (the upload's total).
     """
 
@@ -79,7 +80,7 @@ class Bounds:
     max_inflated_bytes: int = 200 * 1024 * 1024
     max_pdf_pages: int = 2_000
     max_pdf_content_bytes: int = 32 * 1024 * 1024
-    max_docx_paragraphs: int = 200_000
+    max_docx_paragraphs: int = 100_000
     max_include_bytes: int = 1024 * 1024
 
     def to_dict(self) -> dict:

@@ -102,8 +102,6 @@ def _read(suffix: str, data: bytes, builder: SectionBuilder, bounds: Bounds, bud
 
         return read_docx(data, builder, bounds)
     source = decode(data)
-    budget_check = CharBudget(limit=bounds.max_chars * 4, file_name=budget.file_name)
-    budget_check.take(len(source))  # markup beyond 4x the text bound is refused before parsing
     if suffix in (".html", ".htm"):
         from rag.extraction.html import read_html
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from rag.extraction import hygiene
+from rag.extraction.base import DocumentOverLimit
 from rag.extraction.builder import SectionBuilder
 
 SKIP = {"script", "style", "template", "noscript", "svg", "math", "head", "iframe", "object", "embed", "canvas",
@@ -238,18 +239,29 @@ class _Fake:
 
 
 def parse_html(markup: str):
-    """The lxml tree of ``markup`` (a document or a fragment)."""
-    import lxml.html
+    """The lxml tree of ``markup`` (a document or a fragment), None when it holds nothing.
 
+    Raises:
+        DocumentOverLimit(code="document_too_deeply_nested"): elements nested deeper than libxml2 reads
+            (2,048 levels with ``huge_tree``); past it the rest of the page would be lost without a word.
+    """
+    import lxml.html
     from lxml.etree import ParserError
 
-    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+    # huge_tree: libxml2 reads 2,048 levels instead of 256; the walk keeps its own stack and the sandbox
+    # bounds time and memory.
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, huge_tree=True)
     if not markup.strip():
         return None
     try:
-        return lxml.html.document_fromstring(markup, parser=parser)
+        root = lxml.html.document_fromstring(markup, parser=parser)
     except ParserError:  # nothing but comments or whitespace
         return None
+    if any("Excessive depth" in entry.message for entry in parser.error_log):
+        raise DocumentOverLimit(code="document_too_deeply_nested",
+                                message="The page nests its elements more than 2,048 levels deep; the text past "
+                                        "that depth cannot be read, so it is refused rather than indexed in part.")
+    return root
 
 
 def read_html(markup: str, builder: SectionBuilder) -> str:

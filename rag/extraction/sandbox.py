@@ -133,7 +133,8 @@ def extract_bounded(*, file_name: str, data: bytes, includes: Mapping[str, bytes
     blobs = [data] + [bytes(includes[name]) for name in names]
     with _lock:
         if _child is not None and (_child.pid_owner != os.getpid() or not _child.alive()
-                                   or _child.documents >= limits["max_documents"]):
+                                   or _child.documents >= limits["max_documents"]
+                                   or _child.memory_mb != limits["memory_mb"]):
             if _child.pid_owner == os.getpid():
                 _child.kill()
             _child = None

@@ -49,8 +49,21 @@ def write_frame(stream, header: dict, blobs: list[bytes] = ()) -> None:
     stream.flush()
 
 
+def _peak_address_space() -> int:
+    """VmPeak of this process in bytes (what RLIMIT_AS is checked against), 0 when unknown."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmPeak:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def main(argv: list[str]) -> None:
     import logging
+    import math
     import resource
 
     memory_bytes = int(argv[0]) * 1024 * 1024
@@ -70,9 +83,11 @@ def main(argv: list[str]) -> None:
             return
         header, blobs = frame
         used = resource.getrusage(resource.RUSAGE_SELF)
-        spent = int(used.ru_utime + used.ru_stime) + 1
         allowance = max(1, int(header["cpu_seconds"]))
-        resource.setrlimit(resource.RLIMIT_CPU, (spent + allowance, spent + allowance + 5))
+        # Only the soft limit moves (raising a hard limit needs a privilege); past it the kernel sends
+        # SIGXCPU, whose default action ends the process. The parent's wall-clock wait is the backstop.
+        soft = math.ceil(used.ru_utime + used.ru_stime) + allowance
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
         try:
             includes = dict(zip(header.get("includes", []), blobs[1:]))
             extracted = core.extract(file_name=header["file_name"], data=blobs[0], includes=includes,
@@ -80,6 +95,11 @@ def main(argv: list[str]) -> None:
             answer = {"ok": True, "result": extracted.to_dict()}
         except ValidationFailed as exc:
             answer = {"ok": False, "error": {"kind": type(exc).__name__, "code": exc.code, "message": exc.message}}
+            if exc.code == "document_unreadable" and _peak_address_space() >= 0.9 * memory_bytes:
+                # libxml2 and others report a failed allocation as a parse error ("unknown error"): at the
+                # address-space limit it is the limit that stopped them.
+                answer["error"] = {"kind": "DocumentOverLimit", "code": "document_extraction_memory",
+                                   "message": "memory"}
         except MemoryError:
             answer = {"ok": False, "error": {"kind": "DocumentOverLimit", "code": "document_extraction_memory",
                                              "message": "memory"}}
