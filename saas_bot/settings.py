@@ -129,9 +129,9 @@ DOCUMENT_URL_ALLOW_PRIVATE = env.bool("DOCUMENT_URL_ALLOW_PRIVATE", default=Fals
 # Extraction bounds (rag/extraction, docs/retrieval.md "Bounds"): a document past one is failed with a code.
 DOCUMENT_MAX_EXTRACTED_CHARS = env.int("DOCUMENT_MAX_EXTRACTED_CHARS", default=5_000_000)
 DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS = env.int("DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS", default=50_000_000)
-DOCUMENT_MAX_INFLATED_BYTES = env.int("DOCUMENT_MAX_INFLATED_BYTES", default=200 * 1024 * 1024)
+DOCUMENT_MAX_INFLATED_BYTES = env.int("DOCUMENT_MAX_INFLATED_BYTES", default=64 * 1024 * 1024)
 DOCUMENT_MAX_PDF_PAGES = env.int("DOCUMENT_MAX_PDF_PAGES", default=2_000)
-DOCUMENT_MAX_PDF_CONTENT_BYTES = env.int("DOCUMENT_MAX_PDF_CONTENT_BYTES", default=32 * 1024 * 1024)
+DOCUMENT_MAX_PDF_CONTENT_BYTES = env.int("DOCUMENT_MAX_PDF_CONTENT_BYTES", default=16 * 1024 * 1024)
 DOCUMENT_MAX_DOCX_PARAGRAPHS = env.int("DOCUMENT_MAX_DOCX_PARAGRAPHS", default=100_000)
 DOCUMENT_MAX_INCLUDE_BYTES = env.int("DOCUMENT_MAX_INCLUDE_BYTES", default=1024 * 1024)
 # The extraction child process (rag/extraction/sandbox.py): limits per document and its lifetime.

@@ -69,7 +69,7 @@ class Bounds:
 
     Attributes:
         max_chars: characters of extracted text (all sections), checked as text is produced.
-        max_inflated_bytes: bytes read out of a ZIP container (DOCX) in all, declared and actual.
+        max_inflated_bytes: bytes of a ZIP container's (DOCX's) XML parts, inflated, declared and actual.
         max_pdf_pages: pages of a PDF.
         max_pdf_content_bytes: decoded content-stream bytes of a PDF, summed over its pages.
         max_docx_paragraphs: ``w:p`` elements in a DOCX's body.
@@ -77,9 +77,9 @@ class Bounds:
     """
 
     max_chars: int = 5_000_000
-    max_inflated_bytes: int = 200 * 1024 * 1024
+    max_inflated_bytes: int = 64 * 1024 * 1024
     max_pdf_pages: int = 2_000
-    max_pdf_content_bytes: int = 32 * 1024 * 1024
+    max_pdf_content_bytes: int = 16 * 1024 * 1024
     max_docx_paragraphs: int = 100_000
     max_include_bytes: int = 1024 * 1024
 

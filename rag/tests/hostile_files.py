@@ -115,3 +115,17 @@ def html_nested_div_forest(total_bytes: int, depth: int = 1000) -> bytes:
     tree = b"<div>" * depth + b"Deep sentence number %d." + b"</div>" * depth
     count = max(1, total_bytes // len(tree))
     return b"<html><body>" + b"".join(tree.replace(b"%d", str(n).encode()) for n in range(count)) + b"</body></html>"
+
+
+def docx_text_paragraphs(count: int) -> bytes:
+    """A DOCX of ``count`` paragraphs of ordinary text, a "Heading2" every 50 (a long manual)."""
+    def pieces():
+        number = 0
+        while True:
+            heading = (b'<w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Part %d</w:t></w:r></w:p>'
+                       % (number // 50) if number % 50 == 0 else b"")
+            yield heading + (b"<w:p><w:r><w:t>Paragraph %d holds an ordinary sentence of a long manual.</w:t>"
+                             b"</w:r></w:p>" % number)
+            number += 1
+
+    return _docx(pieces(), piece_count=count)
