@@ -199,7 +199,7 @@ class HtmlReader:
         self.flush()
         if tag in ("ul", "ol", "menu") and self.lists:
             finished = self.lists.pop()
-            lines = [line for line in finished.lines]
+            lines = finished.lines
             if self.tables and self.tables[-1]["cell"] is not None:
                 self.tables[-1]["cell"].append(" ".join(" ".join(lines).split()))
             elif self.lists:
@@ -222,8 +222,12 @@ class HtmlReader:
             table = self.tables.pop()
             if table["row"]:  # a row without </tr>
                 table["rows"].append(" | ".join(table["row"]))
-            self._emit("\n".join(table["rows"])) if self.tables or self.lists else (
-                self.builder.block("\n".join(table["rows"])) if table["rows"] else None)
+            if not table["rows"]:
+                return
+            if self.tables or self.lists:  # a table inside a cell or a list item
+                self._emit("\n".join(table["rows"]))
+            else:
+                self.builder.block("\n".join(table["rows"]))
 
     def close(self) -> None:
         self.flush()
