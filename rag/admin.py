@@ -98,10 +98,10 @@ class DocumentAdmin(CompanyScopedAdmin):
     list_filter = ("status", "collection")
     search_fields = ("title", "file_name", "source_url")
     actions = ["export_csv", "reindex", "delete_documents"]
-    fields = ("title", "collection", "file_name", "source_url", "status_display", "error", "chunk_count",
-              "token_count", "size", "created_at", "indexed_at")
-    readonly_fields = ("file_name", "source_url", "status_display", "error", "chunk_count", "token_count", "size",
-                       "created_at", "indexed_at")
+    fields = ("title", "collection", "file_name", "source_url", "status_display", "error", "error_code",
+              "ingest_attempts", "chunk_count", "token_count", "size", "created_at", "indexed_at")
+    readonly_fields = ("file_name", "source_url", "status_display", "error", "error_code", "ingest_attempts",
+                       "chunk_count", "token_count", "size", "created_at", "indexed_at")
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -164,6 +164,10 @@ class DocumentAdmin(CompanyScopedAdmin):
         # The list reloads itself while something is being indexed (the template adds a meta refresh).
         extra_context["auto_refresh_seconds"] = 5 if self.get_queryset(request).filter(
             status__in=[Document.Status.PENDING, Document.Status.PROCESSING]).exists() else None
+        problem = services.ingestion_configuration_problem()
+        if problem is not None and request.method == "GET":
+            # The deployment, not a file: one message on the page instead of a failure on every document.
+            messages.error(request, f"{problem.message} ({problem.code})")
         return super().changelist_view(request, extra_context)
 
     @admin.display(description="Status", ordering="status")
@@ -172,8 +176,8 @@ class DocumentAdmin(CompanyScopedAdmin):
             return format_html('<span class="doc-status processing">Processing {}%</span>'
                                '<progress max="100" value="{}"></progress>', obj.progress, obj.progress)
         if obj.status == Document.Status.FAILED:
-            return format_html('<span class="doc-status failed" title="{}">Failed: {}</span>', obj.error,
-                               obj.error[:120] or "unknown reason")
+            return format_html('<span class="doc-status failed" title="{} ({})">Failed: {}</span>', obj.error,
+                               obj.error_code or "no code", obj.error[:120] or "unknown reason")
         return format_html('<span class="doc-status {}">{}</span>', obj.status, obj.get_status_display())
 
     @admin.display(description="Size", ordering="size_bytes")

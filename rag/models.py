@@ -51,6 +51,12 @@ class Document(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent, while processing.")
     error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=64, blank=True,
+                                  help_text="Stable code of the last failure (document_too_large_extracted, ...).")
+    ingest_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Ingestion runs since it was last queued; a run that never finished counts too.")
+    processing_started_at = models.DateTimeField(null=True, blank=True,
+                                                 help_text="When the current (or last) ingestion run started.")
     chunk_count = models.PositiveIntegerField(default=0)
     token_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

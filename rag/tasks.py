@@ -2,15 +2,25 @@
 from celery import shared_task
 
 from rag.models import Document
-from rag.services import document_ingest
+from rag.services import document_ingest, documents_sweep
 from saas_bot.errors import ProviderUnavailable
 
 
 @shared_task(name="rag.document_ingest", acks_late=True, autoretry_for=(ProviderUnavailable,),
-             retry_backoff=True, max_retries=5, soft_time_limit=1800)
+             retry_backoff=True, max_retries=5, soft_time_limit=1800, time_limit=1900)
 def document_ingest_task(document_id: int) -> None:
-    """Extract, split, embed and index one document; running it twice is harmless."""
+    """Extract, split, embed and index one pending (or abandoned "processing") document.
+
+    A redelivered message for a document already ready or failed does nothing. A run killed with its
+    worker counts on the row (``Document.ingest_attempts``); the sweep queues it again or fails it.
+    """
     document = Document.objects.select_related("company").filter(id=document_id).first()
-    if document is None:  # deleted before the worker got to it
-        return
+    if document is None or document.status in (Document.Status.READY, Document.Status.FAILED):
+        return  # deleted before the worker got to it, or done already (a redelivery)
     document_ingest(company=document.company, document=document)
+
+
+@shared_task(name="rag.documents_sweep", soft_time_limit=120)
+def documents_sweep_task() -> None:
+    """Queue again, or fail, documents left "processing" by a dead process (beat, every 5 minutes)."""
+    documents_sweep()

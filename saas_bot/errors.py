@@ -46,3 +46,9 @@ class ProviderUnavailable(ServiceError):
     """A transient failure of an external system (LLM, Telegram, embeddings); retry later."""
 
     status = 503
+
+
+class ConfigurationError(ServiceError):
+    """The deployment is misconfigured (a tokenizer or model missing): not the user's input; fix and retry."""
+
+    status = 503

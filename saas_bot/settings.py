@@ -126,6 +126,23 @@ DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=20 * 1024 * 1024)
 DOCUMENT_URL_TIMEOUT_SECONDS = env.float("DOCUMENT_URL_TIMEOUT_SECONDS", default=20.0)
 # Documents from URLs: private, loopback and link-local hosts are refused (SSRF) unless this is on.
 DOCUMENT_URL_ALLOW_PRIVATE = env.bool("DOCUMENT_URL_ALLOW_PRIVATE", default=False)
+# Extraction bounds (rag/extraction, docs/retrieval.md "Bounds"): a document past one is failed with a code.
+DOCUMENT_MAX_EXTRACTED_CHARS = env.int("DOCUMENT_MAX_EXTRACTED_CHARS", default=5_000_000)
+DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS = env.int("DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS", default=50_000_000)
+DOCUMENT_MAX_INFLATED_BYTES = env.int("DOCUMENT_MAX_INFLATED_BYTES", default=64 * 1024 * 1024)
+DOCUMENT_MAX_PDF_PAGES = env.int("DOCUMENT_MAX_PDF_PAGES", default=2_000)
+DOCUMENT_MAX_PDF_CONTENT_BYTES = env.int("DOCUMENT_MAX_PDF_CONTENT_BYTES", default=16 * 1024 * 1024)
+DOCUMENT_MAX_DOCX_PARAGRAPHS = env.int("DOCUMENT_MAX_DOCX_PARAGRAPHS", default=100_000)
+DOCUMENT_MAX_INCLUDE_BYTES = env.int("DOCUMENT_MAX_INCLUDE_BYTES", default=1024 * 1024)
+# The extraction child process (rag/extraction/sandbox.py): limits per document and its lifetime.
+DOCUMENT_EXTRACTION_CPU_SECONDS = env.int("DOCUMENT_EXTRACTION_CPU_SECONDS", default=20)
+DOCUMENT_EXTRACTION_WALL_SECONDS = env.float("DOCUMENT_EXTRACTION_WALL_SECONDS", default=45.0)
+DOCUMENT_EXTRACTION_MEMORY_MB = env.int("DOCUMENT_EXTRACTION_MEMORY_MB", default=512)
+DOCUMENT_EXTRACTION_MAX_DOCUMENTS = env.int("DOCUMENT_EXTRACTION_MAX_DOCUMENTS", default=500)
+# Ingestion runs of one document that never finish (a worker killed) before it is failed, and the age of
+# a "processing" document the sweep treats as abandoned (longer than the task's time limit, 1800 s).
+DOCUMENT_INGEST_MAX_ATTEMPTS = env.int("DOCUMENT_INGEST_MAX_ATTEMPTS", default=3)
+DOCUMENT_PROCESSING_STALE_SECONDS = env.int("DOCUMENT_PROCESSING_STALE_SECONDS", default=2400)
 
 # --- Celery -------------------------------------------------------------------
 # No broker configured: tasks run in-process (eager). REDIS_URL or CELERY_BROKER_URL: a real worker.
@@ -244,6 +261,7 @@ CELERY_BEAT_SCHEDULE = {
     "bots-inbox-sweep": {"task": "bots.inbox_sweep", "schedule": 30.0},
     "billing-usage-sweep": {"task": "billing.usage_sweep", "schedule": 60.0},
     "billing-subscriptions-renew": {"task": "billing.subscriptions_renew", "schedule": 300.0},
+    "rag-documents-sweep": {"task": "rag.documents_sweep", "schedule": 300.0},
 }
 # Upper bound of a chat model answer (tokens); also what a reservation counts before the provider reports.
 LLM_MAX_COMPLETION_TOKENS = env.int("LLM_MAX_COMPLETION_TOKENS", default=512)

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from rag.models import Document
 from rag.services import document_add, documents_ingest
-from saas_bot.errors import ServiceError
+from saas_bot.errors import ConfigurationError, ServiceError
 from tenants.selectors import company_get_by_slug
 
 
@@ -70,13 +70,19 @@ class Command(BaseCommand):
                 bar = bars[stage] = tqdm(total=total, desc=label, unit="doc" if stage == "extract" else "chunk")
             bar.update(done - bar.n)
 
-        results = documents_ingest(company=tenant, documents=to_index, progress=progress) if to_index else []
-        for bar in bars.values():
-            bar.close()
+        try:
+            results = documents_ingest(company=tenant, documents=to_index, progress=progress) if to_index else []
+        except ConfigurationError as exc:
+            # The deployment, not the files: said once, the files stay stored and pending.
+            raise CommandError(f"{exc.message} [{exc.code}]") from exc
+        finally:
+            for bar in bars.values():
+                bar.close()
         by_id = {d.id: d for d in results}
         for document in to_index:
             d = by_id[document.id]
-            detail = f"{d.chunk_count} chunks, {d.token_count} tokens" if d.status == Document.Status.READY else d.error
+            detail = (f"{d.chunk_count} chunks, {d.token_count} tokens" if d.status == Document.Status.READY
+                      else f"[{d.error_code}] {d.error}" if d.error_code else d.error)
             report.append((d.file_name, d.status, detail))
         width = max(len(r[0]) for r in report)
         for name, status, detail in report:
