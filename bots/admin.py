@@ -373,15 +373,17 @@ class StuckFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         from django.conf import settings
 
-        from bots.updates import CLAIM_TIMEOUT_SECONDS
+        from bots.updates import claim_stale_seconds
 
         now = timezone.now()
         if self.value() == "stuck":
+            # An update waiting for its not_before (Telegram's 429, a later send slot) is not stuck until due.
             return queryset.filter(
                 Q(status=TelegramUpdate.Status.PENDING,
                   received_at__lt=now - dt.timedelta(seconds=settings.TELEGRAM_INBOX_STALE_SECONDS))
+                & (Q(not_before__isnull=True) | Q(not_before__lt=now))
                 | Q(status=TelegramUpdate.Status.PROCESSING,
-                    locked_at__lt=now - dt.timedelta(seconds=CLAIM_TIMEOUT_SECONDS)))
+                    locked_at__lt=now - dt.timedelta(seconds=claim_stale_seconds())))
         if self.value() == "failed":
             return queryset.filter(status=TelegramUpdate.Status.FAILED)
         return queryset

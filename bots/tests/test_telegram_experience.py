@@ -210,10 +210,11 @@ def test_blocked_chat_gets_nothing_until_it_writes_again(bot, telegram, demo_kb)
     run(bot, blocked)
     assert Chat.objects.get().is_blocked
     before = len(telegram.calls("sendMessage"))
-    from bots.updates import _send, _Where
+    from bots.updates import Undeliverable, _send, _Where
     from bots.formatting import Part
 
-    assert _send(bot, _Where(chat=Chat.objects.get()), [Part(html="x", plain="x")]) == []
+    with pytest.raises(Undeliverable):
+        _send(bot, _Where(chat=Chat.objects.get()), [Part(html="x", plain="x")])
     assert len(telegram.calls("sendMessage")) == before  # not even tried
 
 
