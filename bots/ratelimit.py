@@ -273,16 +273,19 @@ def flood_hold(*, bot_id: int, chat_id: int | None = None, seconds: float) -> No
 
 
 def flood_hold_remaining(*, bot_id: int, chat_id: int | None = None) -> float:
-    """Seconds until the hold set by :func:`flood_hold` ends (0 when there is none or it passed)."""
-    key = hold_key(bot_id=bot_id, chat_id=chat_id)
+    """Seconds until the hold set by :func:`flood_hold` ends (0 when there is none or it passed).
+
+    With ``chat_id``, the longer of the chat's and the bot's holds.
+    """
+    keys = [hold_key(bot_id=bot_id)] + ([hold_key(bot_id=bot_id, chat_id=chat_id)] if chat_id is not None else [])
     client = _redis()
     if client is not None:
         try:
-            value = client.get(key)
-            return max(0.0, (int(value) / 1000 if value else 0.0) - time.time())
+            values = client.mget(keys)
+            return max(0.0, max((int(v) / 1000 if v else 0.0) for v in values) - time.time())
         except Exception:
             pass
-    return _local.remaining(key)
+    return max(_local.remaining(key) for key in keys)
 
 
 # Redis priorities: 0 is taken first.

@@ -144,7 +144,7 @@ def _telegram_call(bot: Bot, call, *, what: str, max_wait: float | None = None):
                 raise
 
 
-def bot_set_commands(*, bot: Bot) -> None:
+def bot_set_commands(*, bot: Bot, max_inline_wait: float | None = None) -> None:
     """Register the command menu (``setMyCommands``): /start, /help, /new, /usage, /sources (bots.telegram.COMMANDS).
 
     Raises:
@@ -157,10 +157,10 @@ def bot_set_commands(*, bot: Bot) -> None:
     async def call(ptb):
         return await ptb.set_my_commands(commands)
 
-    _telegram_call(bot, call, what="setMyCommands")
+    _telegram_call(bot, call, what="setMyCommands", max_wait=max_inline_wait)
 
 
-def bot_webhook_info(*, bot: Bot) -> dict:
+def bot_webhook_info(*, bot: Bot, max_inline_wait: float | None = None) -> dict:
     """Telegram's ``getWebhookInfo`` for ``bot``.
 
     Returns:
@@ -175,7 +175,7 @@ def bot_webhook_info(*, bot: Bot) -> dict:
     async def call(ptb):
         return await ptb.get_webhook_info()
 
-    info = _telegram_call(bot, call, what="getWebhookInfo")
+    info = _telegram_call(bot, call, what="getWebhookInfo", max_wait=max_inline_wait)
     expected = tg.webhook_url_for(bot.public_id) if settings.PUBLIC_BASE_URL else ""
     return {"url": info.url or "", "pending_update_count": info.pending_update_count or 0,
             "last_error_message": info.last_error_message or "", "last_error_date": info.last_error_date,
@@ -309,7 +309,7 @@ def _quota_check_bots(company: Company) -> None:
     quota_check_bot_add(company=company, current_bots=Bot.objects.for_company(company).count())
 
 
-def bot_register_webhook(*, bot: Bot) -> str:
+def bot_register_webhook(*, bot: Bot, max_inline_wait: float | None = None) -> str:
     """Register the bot's webhook (``setWebhook`` with its secret and allowed updates); returns the URL.
 
     Raises:
@@ -325,7 +325,7 @@ def bot_register_webhook(*, bot: Bot) -> str:
         return await ptb.set_webhook(url=url, secret_token=bot.webhook_secret, allowed_updates=tg.ALLOWED_UPDATES,
                                      drop_pending_updates=False)
 
-    _telegram_call(bot, call, what="setWebhook")
+    _telegram_call(bot, call, what="setWebhook", max_wait=max_inline_wait)
     Bot.objects.filter(id=bot.id).update(webhook_url=url, last_error="")
     return url
 

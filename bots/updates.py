@@ -597,6 +597,9 @@ def _send(bot: Bot, where: _Where, parts: list[Part], *, reply_to: int | None = 
     inline_max = settings.TELEGRAM_INLINE_WAIT_MAX_SECONDS
     for index in range(len(ids), len(parts)):
         part = parts[index]
+        held = flood_hold_remaining(bot_id=bot.id, chat_id=where.chat.telegram_chat_id)
+        if held > inline_max:  # Telegram asked this chat (or bot) to wait: not even in eager mode is it slept
+            raise RetryLater(held, f"Telegram 429: {held:.0f}s left", flood=True, telegram_wait=True)
         at = _next_slot(bot, where)
         wait = at - time.time()
         if wait > _max_wait():

@@ -9,6 +9,7 @@ import json
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from billing.models import UsageEvent
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
@@ -304,6 +305,7 @@ def test_telegram_webhooks_command_syncs_and_checks(bot, telegram, settings, cap
     assert f"@{TEST_USERNAME}" in out and "https://bots.example.com/telegram/webhook/" in out
     assert telegram.webhook(TEST_TOKEN)["url"].startswith("https://bots.example.com/telegram/webhook/")
     telegram.set_webhook_error(TEST_TOKEN, "Wrong response from the webhook: 502 Bad Gateway")
-    call_command("telegram_webhooks", "--check")
+    with pytest.raises(CommandError):  # a bot with a problem: exit status 1, for monitoring
+        call_command("telegram_webhooks", "--check")
     out = capsys.readouterr().out
     assert "502 Bad Gateway" in out and "pending" in out
