@@ -9,7 +9,7 @@ COMPANY ?= acme
 PLAN ?= starter
 PORT ?= 8000
 
-.PHONY: install demo test run bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-scifact bench clean-var
+.PHONY: install demo test run bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench clean-var
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,9 +50,11 @@ bench-telegram: install
 	$(PY) bench/telegram_delivery.py
 bench-usage: install
 	$(PY) bench/usage_ledger.py
+bench-recovery: install
+	$(PY) bench/recovery.py
 bench-scifact: install
 	$(PY) manage.py eval_retrieval --beir ../shared/data/beir/scifact --split train
-bench: bench-webhook bench-telegram bench-ingest bench-hostile bench-retrieval bench-usage bench-scifact
+bench: bench-webhook bench-telegram bench-recovery bench-ingest bench-hostile bench-retrieval bench-usage bench-scifact
 
 clean-var:
 	rm -rf var

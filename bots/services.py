@@ -147,6 +147,9 @@ def _telegram_call(bot: Bot, call, *, what: str, max_wait: float | None = None):
 def bot_set_commands(*, bot: Bot, max_inline_wait: float | None = None) -> None:
     """Register the command menu (``setMyCommands``): /start, /help, /new, /usage, /sources (bots.telegram.COMMANDS).
 
+    ``max_inline_wait``: seconds a 429 may be slept here (default ``TELEGRAM_INLINE_WAIT_MAX_SECONDS``; 0 never:
+    the caller schedules the retry, as ``telegram_webhooks`` does).
+
     Raises:
         the coded errors of :func:`_telegram_call` (a 429 is honoured first).
     """
@@ -161,7 +164,7 @@ def bot_set_commands(*, bot: Bot, max_inline_wait: float | None = None) -> None:
 
 
 def bot_webhook_info(*, bot: Bot, max_inline_wait: float | None = None) -> dict:
-    """Telegram's ``getWebhookInfo`` for ``bot``.
+    """Telegram's ``getWebhookInfo`` for ``bot`` (``max_inline_wait`` as for :func:`bot_set_commands`).
 
     Returns:
         {"url": str, "pending_update_count": int, "last_error_message": str, "last_error_date": datetime | None,
@@ -311,6 +314,8 @@ def _quota_check_bots(company: Company) -> None:
 
 def bot_register_webhook(*, bot: Bot, max_inline_wait: float | None = None) -> str:
     """Register the bot's webhook (``setWebhook`` with its secret and allowed updates); returns the URL.
+
+    ``max_inline_wait`` as for :func:`bot_set_commands`.
 
     Raises:
         ValidationFailed(code="public_base_url_missing"): ``PUBLIC_BASE_URL`` is not set.
