@@ -46,8 +46,11 @@ def main() -> None:
         ["lost (acknowledged, never answered)", summary["lost"]],
         ["usage events (message) / distinct keys", f"{summary['usage_events']} / {summary['usage_distinct']}"],
     ])
-    recovery = table(["event", "updates in flight", "recovered after (s)"], [
-        [name, summary["claimed_at_kill"].get(name, ""), seconds] for name, seconds in summary["recovery"].items()])
+    recovery = table(["event", "updates it held", "those answered after (s)", "updates not yet answered then",
+                      "all of those answered after (s)"], [
+        [name, held if name != "broker back" else "–", "–" if seconds is None or name == "broker back" else seconds,
+         backlog, backlog_seconds]
+        for name, (seconds, held, backlog_seconds, backlog) in summary["recovery"].items()])
     body = f"""## Recovery
 
 {summary['sent']} questions posted through the real webhook at a steady rate to one bot (40 chats), two
@@ -55,9 +58,11 @@ Celery workers (solo pool) on a private Redis, the test process as beat (inbox s
 {summary['sweep']:.0f} s, usage sweep every 60 s), default recovery settings (claim stale after
 {summary['claim_stale']} s, heartbeat every quarter of it). Events: worker 1 SIGKILLed while it held an
 update (restarted at once); the broker stopped for {summary['outage_seconds']} s and started empty (every
-queued task lost); worker 2 SIGKILLed the same way. "Recovered after": from the kill (or the broker's return)
-until the last update that was in flight then (claimed by the killed worker; for the broker, every update not
-yet answered) was answered. Result: {outcome or 'see output'}; {elapsed:.0f} s in all.
+queued task lost); worker 2 SIGKILLed the same way, each while it held an update (its claim, `locked_by`). For each event:
+the updates the killed worker held and the seconds from the kill until they were answered (the recovery
+time the settings bound: stale time + sweep interval + the answer), then every update not yet answered
+at that moment (queued, prefetched by the dead worker, or stored while the broker was down) and the
+seconds until the last of them was answered (the backlog drains at the workers' pace meanwhile). Result: {outcome or 'see output'}; {elapsed:.0f} s in all.
 
 {counts}
 {recovery}

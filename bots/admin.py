@@ -344,7 +344,7 @@ class MessageAdmin(ReadOnlyMixin, CompanyScopedAdmin):
     search_fields = ("question", "answer")
     date_hierarchy = "created_at"
     fields = ("created_at", "bot", "conversation", "question", "answer", "status", "sources_list", "prompt_tokens",
-              "completion_tokens", "model", "latency_ms", "feedback", "delivered_at")
+              "completion_tokens", "model", "latency_ms", "feedback", "delivered_at", "delivery_error")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -399,7 +399,7 @@ class TelegramUpdateAdmin(StaffOnlyAdmin):
     search_fields = ("update_id", "bot__username", "error")
     actions = ["retry"]
     readonly_fields = ("company", "bot", "update_id", "payload", "status", "attempts", "error", "received_at",
-                       "locked_at", "processed_at")
+                       "locked_at", "locked_by", "not_before", "sent_message_ids", "processed_at")
 
     def has_add_permission(self, request, *args):
         return False

@@ -100,6 +100,7 @@ class TelegramUpdate(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     locked_at = models.DateTimeField(null=True, blank=True,
                                      help_text="Claimed by a worker; refreshed by its heartbeat while it works.")
+    locked_by = models.CharField(max_length=100, blank=True, help_text="The worker holding the claim (host:pid).")
     not_before = models.DateTimeField(null=True, blank=True,
                                       help_text="Telegram asked to wait (429) or the send slot is later: not "
                                                 "processed before this time; the sweep re-enqueues it then.")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +40,11 @@ from saas_bot.errors import ProviderUnavailable, ServiceError
 logger = logging.getLogger("saas_bot.bots")
 
 NON_TEXT_REPLY = "I can only answer text questions. Please type your question."
+
+
+def worker_name() -> str:
+    """Who holds a claim: ``host:pid`` of this process (read at each claim: prefork children have their own pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def claim_stale_seconds() -> float:
@@ -91,8 +98,8 @@ def update_receive(*, bot_id: int, company_id: int, payload: dict) -> bool:
         cursor.execute(
             """
             INSERT INTO bots_telegramupdate (company_id, bot_id, update_id, payload, status, attempts, error,
-                                             received_at, sent_message_ids)
-            VALUES (%s, %s, %s, %s::jsonb, 'pending', 0, '', now(), '[]'::jsonb)
+                                             received_at, sent_message_ids, locked_by)
+            VALUES (%s, %s, %s, %s::jsonb, 'pending', 0, '', now(), '[]'::jsonb, '')
             ON CONFLICT (bot_id, update_id) DO NOTHING
             RETURNING id
             """,
@@ -116,13 +123,13 @@ def _claim(update_pk: int) -> TelegramUpdate | None:
         cursor.execute(
             """
             UPDATE bots_telegramupdate SET status = 'processing', attempts = attempts + 1, locked_at = now(),
-                                           not_before = NULL
+                                           not_before = NULL, locked_by = %s
             WHERE id = %s AND ((status = 'pending'
                                 AND (not_before IS NULL OR not_before <= clock_timestamp() + interval '1 second'))
                                OR (status = 'processing' AND locked_at < now() - make_interval(secs => %s)))
             RETURNING id
             """,
-            [update_pk, claim_stale_seconds()],
+            [worker_name(), update_pk, claim_stale_seconds()],
         )
         if cursor.fetchone() is None:
             return None

@@ -83,15 +83,20 @@ def test_recovery_scenario(live_server, telegram, make_company, private_redis, c
     poster.start()
     events = {}
 
-    def processing_ids():
-        return set(TelegramUpdate.objects.filter(status="processing").values_list("id", flat=True))
+    def claims_of(pid: int):
+        return set(TelegramUpdate.objects.filter(status="processing", locked_by__endswith=f":{pid}")
+                   .values_list("id", flat=True))
+
+    def unanswered():
+        return set(TelegramUpdate.objects.exclude(status__in=["done", "ignored", "failed"]).values_list("id", flat=True))
 
     def kill(index: int, name: str):
-        wait_until(lambda: processing_ids(), timeout=60, interval=0.05)
-        claimed = processing_ids()
-        os.kill(workers[index].pid, signal.SIGKILL)
+        pid = workers[index].pid
+        wait_until(lambda: claims_of(pid), timeout=60, interval=0.02)  # it holds an update: kill it mid-answer
+        os.kill(pid, signal.SIGKILL)
+        at = time.monotonic()
         workers[index].wait(timeout=10)
-        events[name] = (time.monotonic(), claimed)
+        events[name] = (at, claims_of(pid), unanswered())
         workers[index] = celery_workers(private_redis.url)
 
     time.sleep(10)
@@ -101,8 +106,8 @@ def test_recovery_scenario(live_server, telegram, make_company, private_redis, c
     outage_start = time.monotonic()
     time.sleep(15)
     private_redis.start()  # empty: every queued task is gone with it
-    events["broker back"] = (time.monotonic(), set(TelegramUpdate.objects.filter(
-        received_at__isnull=False).exclude(status__in=["done", "ignored", "failed"]).values_list("id", flat=True)))
+    pending = unanswered()
+    events["broker back"] = (time.monotonic(), pending, pending)
     outage = time.monotonic() - outage_start
     time.sleep(10)
     kill(1, "worker 2 killed")
@@ -115,13 +120,15 @@ def test_recovery_scenario(live_server, telegram, make_company, private_redis, c
     done_at = {}
     for pk, processed in TelegramUpdate.objects.values_list("id", "processed_at"):
         done_at[pk] = processed
-    recovery = {}
-    for name, (at, ids) in events.items():
+    def answered_after(at: float, ids: set) -> float | None:
+        """Seconds from ``at`` (monotonic) until the last of ``ids`` was answered."""
         if not ids:
-            continue
+            return None
         finished = max(done_at[pk] for pk in ids if done_at.get(pk))
-        wall = time.time() - (time.monotonic() - at)
-        recovery[name] = (finished.timestamp() - wall, len(ids))
+        return finished.timestamp() - (time.time() - (time.monotonic() - at))
+
+    recovery = {name: (answered_after(at, claimed), len(claimed), answered_after(at, backlog), len(backlog))
+                for name, (at, claimed, backlog) in events.items()}
     def usage_recorded():
         usage_sweep(older_than_seconds=5)  # what beat's usage sweep does, sooner
         return UsageEvent.objects.filter(kind="message").count() >= Message.objects.filter(
@@ -141,8 +148,7 @@ def test_recovery_scenario(live_server, telegram, make_company, private_redis, c
         "answered_once": delivered.count() - (len(ok_sends) - recorded_ids),
         "doubled": len(ok_sends) - recorded_ids, "lost": len(acknowledged) - delivered.count(),
         "usage_events": usage.count(), "usage_distinct": usage.values("idempotency_key").distinct().count(),
-        "recovery": {name: round(seconds, 1) for name, (seconds, _) in recovery.items()},
-        "claimed_at_kill": {name: n for name, (_, n) in recovery.items()},
+        "recovery": {name: [None if v is None else round(v, 1) for v in values] for name, values in recovery.items()},
         "outage_seconds": round(outage, 1), "elapsed": round(time.monotonic() - started, 1),
         "claim_stale": django_settings.TELEGRAM_CLAIM_STALE_SECONDS,
         "sweep": django_settings.TELEGRAM_INBOX_SWEEP_SECONDS, "timeline": timeline[:5],
