@@ -87,8 +87,8 @@ def cells_for(*, bot_id: int, chat_id: int, is_group: bool) -> tuple[tuple[str, 
     group intervals get ``TELEGRAM_RATE_GUARD_SECONDS`` added.
     """
     guard = settings.TELEGRAM_RATE_GUARD_SECONDS  # network jitter must not bring two sends under the interval
-    # The bot's hold (a 429 on a call that is not to a chat, see flood_hold) delays every message of the bot.
-    cells = [(hold_key(bot_id=bot_id), 0.0), (hold_key(bot_id=bot_id, chat_id=chat_id), 0.0),
+    # The chat's hold (Telegram's 429 on a call to this chat, see flood_hold) delays its every message.
+    cells = [(hold_key(bot_id=bot_id, chat_id=chat_id), 0.0),
              (f"tg-rate:chat:{bot_id}:{chat_id}", 1.0 / settings.TELEGRAM_RATE_PER_CHAT + guard)]
     if is_group:
         cells.append((f"tg-rate:group:{bot_id}:{chat_id}", 60.0 / settings.TELEGRAM_RATE_PER_GROUP_MINUTE + guard))
@@ -255,7 +255,7 @@ return 1
 
 def flood_hold(*, bot_id: int, chat_id: int | None = None, seconds: float) -> None:
     """Telegram answered 429 with ``retry_after`` = ``seconds``: nothing more goes to ``chat_id`` (or, when None,
-    from the bot) before now + ``seconds``.
+    no more calls to no chat, such as setWebhook, are made for the bot) before now + ``seconds``.
 
     The send schedule (``slot_take``) starts at or after this time, so every worker honours the wait, not only
     the one that got the 429. Redis errors fall back to this process's cells, as for ``slot_take``.
@@ -275,9 +275,10 @@ def flood_hold(*, bot_id: int, chat_id: int | None = None, seconds: float) -> No
 def flood_hold_remaining(*, bot_id: int, chat_id: int | None = None) -> float:
     """Seconds until the hold set by :func:`flood_hold` ends (0 when there is none or it passed).
 
-    With ``chat_id``, the longer of the chat's and the bot's holds.
+    With ``chat_id`` the chat's hold (calls to the chat), without it the bot's (its calls to no chat: webhook,
+    command menu). A 429 on one kind does not hold the other: Telegram limits them separately.
     """
-    keys = [hold_key(bot_id=bot_id)] + ([hold_key(bot_id=bot_id, chat_id=chat_id)] if chat_id is not None else [])
+    keys = [hold_key(bot_id=bot_id, chat_id=chat_id)]
     client = _redis()
     if client is not None:
         try:

@@ -20,6 +20,8 @@ from bots.services import bot_register_webhook, bot_set_commands, bot_webhook_in
 from saas_bot.errors import ProviderUnavailable, ServiceError
 
 NETWORK_ATTEMPTS = 3
+# Waits longer than this are scheduled (the other bots go on meanwhile), not slept in the call (seconds).
+INLINE_WAIT = 0.5
 
 
 @dataclass
@@ -96,11 +98,11 @@ class Command(BaseCommand):
             step = job.steps[0]
             try:
                 if step == "setWebhook":
-                    bot_register_webhook(bot=job.bot, max_inline_wait=0)
+                    bot_register_webhook(bot=job.bot, max_inline_wait=INLINE_WAIT)
                 elif step == "setMyCommands":
-                    bot_set_commands(bot=job.bot, max_inline_wait=0)
+                    bot_set_commands(bot=job.bot, max_inline_wait=INLINE_WAIT)
                 else:
-                    job.info = bot_webhook_info(bot=job.bot, max_inline_wait=0)
+                    job.info = bot_webhook_info(bot=job.bot, max_inline_wait=INLINE_WAIT)
             except ProviderUnavailable as exc:
                 if exc.code == "telegram_flood_wait":
                     wait = float((exc.detail or {}).get("retry_after") or 1)
