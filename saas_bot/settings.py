@@ -13,7 +13,6 @@ from pathlib import Path
 
 import environ
 from cryptography.fernet import Fernet
-from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -191,10 +190,9 @@ TELEGRAM_INBOX_SWEEP_SECONDS = env.float("TELEGRAM_INBOX_SWEEP_SECONDS", default
 # a wait up to TELEGRAM_COUNTDOWN_MAX_SECONDS is a Celery countdown; a longer one is parked in the
 # database (TelegramUpdate.not_before) and re-enqueued by the sweep when due.
 TELEGRAM_INLINE_WAIT_MAX_SECONDS = env.float("TELEGRAM_INLINE_WAIT_MAX_SECONDS", default=5.0)
-TELEGRAM_COUNTDOWN_MAX_SECONDS = env.int("TELEGRAM_COUNTDOWN_MAX_SECONDS", default=300)
-if TELEGRAM_COUNTDOWN_MAX_SECONDS > CELERY_VISIBILITY_TIMEOUT // 2:
-    raise ImproperlyConfigured("TELEGRAM_COUNTDOWN_MAX_SECONDS must be at most half of CELERY_VISIBILITY_TIMEOUT "
-                               "(a longer countdown is delivered again by Redis)")
+# Capped at half the visibility timeout (a longer countdown is delivered again by Redis).
+TELEGRAM_COUNTDOWN_MAX_SECONDS = min(env.int("TELEGRAM_COUNTDOWN_MAX_SECONDS", default=300),
+                                     CELERY_VISIBILITY_TIMEOUT // 2)
 # telegram_webhooks --sync: seconds between two calls with one bot token, and the longest retry_after it waits.
 TELEGRAM_SYNC_PACE_SECONDS = env.float("TELEGRAM_SYNC_PACE_SECONDS", default=0.5)
 TELEGRAM_SYNC_MAX_WAIT_SECONDS = env.int("TELEGRAM_SYNC_MAX_WAIT_SECONDS", default=120)
