@@ -13,7 +13,7 @@ TELEGRAM_PORT ?=
 OWNER ?=
 GUNICORN_CONF := saas_bot/gunicorn_conf.py
 
-.PHONY: install demo test run bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-scifact bench clean-var
+.PHONY: install demo test run bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-scifact bench-first-question bench clean-var
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,9 +56,11 @@ bench-telegram: install
 	$(PY) bench/telegram_delivery.py
 bench-usage: install
 	$(PY) bench/usage_ledger.py
+bench-first-question: install
+	$(PY) bench/first_question.py
 bench-scifact: install
 	$(PY) manage.py eval_retrieval --beir ../shared/data/beir/scifact --split train
-bench: bench-webhook bench-telegram bench-ingest bench-hostile bench-retrieval bench-usage bench-scifact
+bench: bench-webhook bench-telegram bench-ingest bench-hostile bench-retrieval bench-usage bench-first-question bench-scifact
 
 clean-var:
 	rm -rf var

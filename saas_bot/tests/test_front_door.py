@@ -41,3 +41,13 @@ def test_healthz_says_loaded_after_the_warm_up(client, settings):
     settings.CELERY_BROKER_URL = ""
     embeddings_warm_up()
     assert client.get("/healthz").json()["model"] == "loaded"
+
+
+def test_make_run_prints_urls_a_browser_can_open():
+    from saas_bot.gunicorn_conf import site_urls
+
+    assert site_urls("0.0.0.0:8000") == [("Home", "http://127.0.0.1:8000/"), ("Admin", "http://127.0.0.1:8000/admin/"),
+                                         ("API docs", "http://127.0.0.1:8000/api/docs/"),
+                                         ("Health", "http://127.0.0.1:8000/healthz")]
+    assert site_urls("[::]:8080")[0] == ("Home", "http://127.0.0.1:8080/")
+    assert site_urls("10.0.0.5:9000")[1] == ("Admin", "http://10.0.0.5:9000/admin/")
