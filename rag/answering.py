@@ -16,6 +16,8 @@ from django.conf import settings
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 
+from rag.extractive import extract_answer, section_text
+from rag.language import detect_language, source_language_note
 from rag.relevance import is_answerable
 from rag.retrieval import RetrievedChunk, chunk_search
 from saas_bot.errors import ProviderUnavailable
@@ -100,32 +102,34 @@ def _context(chunks: list[RetrievedChunk]) -> str:
     return "\n\n".join(blocks)
 
 
-def _trim(text: str, limit: int = 900) -> str:
-    """At most ``limit`` characters, cut at a sentence end when there is one."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("? "), cut.rfind("! "))
-    return (cut[: end + 1] if end > limit // 2 else cut.rstrip()) + " …"
+def _question_terms(chunks: list[RetrievedChunk]) -> dict[str, float]:
+    """The question's lexemes as the retriever saw them (typos corrected), weight 1 each."""
+    extra = chunks[0].extra or {}
+    terms = {t: 1.0 for t in extra.get("query_terms") or []}
+    for original, corrected in (extra.get("corrected_terms") or {}).items():
+        terms.pop(original, None)
+        terms[corrected] = 1.0
+    return terms
 
 
 def extractive_chain() -> Runnable:
-    """A Runnable: {"chunks": [...]} -> {"text", "used"}: the best passage, plus the runner-up when
-    it scores within 15 % of the best and comes from the same document (a split section)."""
+    """A Runnable: {"chunks": [...], "question": str} -> {"text", "used"}.
+
+    The text is the passage of the best chunk's section that answers the question (rag/extractive.py:
+    whole sentences and lines, steps kept with their lead-in, the splitter's overlap written once,
+    at most ``RAG_ANSWER_MAX_CHARS`` characters). When the question is in another language than the
+    passage, a line in the question's language says the source is in English (rag/language.py).
+    """
 
     def run(inputs: dict) -> dict:
         chunks: list[RetrievedChunk] = inputs["chunks"]
         best = chunks[0]
-        used = [best]
-        for other in chunks[1:3]:
-            # Only the rest of the same section (a section split into several chunks).
-            if (other.document_id, other.section, other.page) == (best.document_id, best.section, best.page) \
-                    and other.score >= 0.85 * best.score:
-                used.append(other)
-        used.sort(key=lambda c: (c.document_id, c.page or 0))
-        passages = "\n\n".join(_trim(c.text) for c in used)
-        text = re.sub(r"\n{3,}", "\n\n", passages).strip()
-        return {"text": text, "used": used}
+        section = section_text(best.chunk_id) or best.text
+        text = extract_answer(section, question_terms=_question_terms(chunks))
+        note = source_language_note(detect_language(inputs.get("question", "")), detect_language(text[:600]))
+        if note:
+            text = f"{note}\n\n{text}"
+        return {"text": re.sub(r"\n{3,}", "\n\n", text).strip(), "used": [best]}
 
     return RunnableLambda(run, name="extractive_answer")
 
@@ -182,7 +186,7 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
     if not answerable:
         return Answer(text=not_found_text, sources=[], refused=True, chunks=chunks)
     if not settings.OPENAI_API_KEY:
-        result = extractive_chain().invoke({"chunks": chunks})
+        result = extractive_chain().invoke({"chunks": chunks, "question": question})
         return Answer(text=result["text"], sources=_sources(result["used"]), refused=False, chunks=chunks)
     try:
         message = llm_chain().invoke({"persona": persona or "You are a helpful support assistant.",

@@ -510,14 +510,25 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
     (fused + ``RAG_SECTION_BOOST`` * s) / (1 + ``RAG_SECTION_BOOST``).
     docs/retrieval.md has the figures behind the defaults.
     """
-    from rag.embeddings import embed_query
+    with transaction.atomic():
+        # The company's embedding model is read under FOR SHARE and kept until the search is done, so a
+        # model switch (rag/knowledge_base.py) cannot change over between embedding and searching.
+        return _chunk_search(company=company, query=query, k=k, query_vector=query_vector, candidates=candidates,
+                             document_ids=document_ids)
 
+
+def _chunk_search(*, company: Company, query: str, k: int, query_vector: list[float] | None,
+                  candidates: int | None, document_ids: list[int] | None) -> list[RetrievedChunk]:
+    from rag.embeddings import embed_query
+    from rag.knowledge_base import knowledge_base_model
+
+    model = knowledge_base_model(company.id, lock=True)
     pool = max(k, candidates or settings.RAG_CANDIDATES)
     if document_ids is not None:
         if not document_ids:
             return []
         pool *= settings.RAG_SCOPED_POOL_FACTOR
-    vector = query_vector if query_vector is not None else embed_query(query)
+    vector = query_vector if query_vector is not None else embed_query(query, model)
     signature = _corpus_signature(company.id)
     words = query_words(company_id=company.id, query=query)
     terms = list(dict.fromkeys(w.lexeme for w in words))
@@ -537,7 +548,7 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
                  if w.lexeme in corrections and corrections[w.lexeme][0] in forms}
         if typed:
             corrected_query = corrected_question(query, typed)
-            vector = embed_query(corrected_query)
+            vector = embed_query(corrected_query, model)
     dense = dense_search(company_id=company.id, vector=vector, limit=pool)
     ids = {cid for cid, _, _ in lexical} | {cid for cid, _ in dense}
     if not ids:
@@ -588,7 +599,8 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
     best_dense_doc = rows[max(cosine, key=lambda cid: (cosine[cid], -cid))][1]
     best_lexical_doc = rows[lexical[0][0]][1] if lexical and lexical[0][0] in rows else None
     extra = {
-        "dense_z": _dense_z(company.id, vector, best_cosine, signature),
+        "dense_z": _dense_z(company.id, vector, best_cosine, signature + (model,)),
+        "embedding_model": model,
         "corpus_chunks": signature[0],
         "best_cosine": best_cosine,
         "legs_agree": best_lexical_doc == best_dense_doc,

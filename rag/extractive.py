@@ -1,0 +1,233 @@
+"""Extractive answers (no chat model): the passage of the best section that answers the question.
+
+An answer is built from the section of the best retrieved chunk, not from the chunk alone:
+
+1. :func:`section_text` joins the chunks of that section (same document, section and page, consecutive
+   ordinals around the best chunk) and removes the overlap the splitter repeated between them.
+2. The section is cut into units: its lines (paragraphs, list items, steps), and a line longer than
+   half the answer budget into sentences (pysbd, Golden Rules segmentation, 22 languages).
+3. A short section (at most ``RAG_ANSWER_MAX_CHARS`` characters) is the answer, whole. In a longer
+   one, the window of consecutive units within the budget that covers most of the question's terms
+   (stemmed by PostgreSQL, as the lexical retriever does) wins; ties go to the earlier window. A list
+   keeps its lead-in line ("To add a bot:"), and a lead-in ending with ":" keeps its list items, so
+   steps are never orphaned.
+
+Units are whole lines or sentences, so an answer never stops mid-sentence; lines keep their own
+numbering ("1. Go to Settings"). docs/answers.md has the figures.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import connection
+
+_LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-•*–])\s+")
+# How far from the best chunk a section is read, in chunks each way (a 200-token chunk is ~900 characters).
+SECTION_NEIGHBOURS = 4
+
+
+@dataclass
+class Unit:
+    """A line of a section, or a sentence of a long line."""
+
+    text: str
+    line: int
+    is_list_item: bool
+    starts_line: bool
+
+
+def merge_overlap(previous: str, following: str, *, min_overlap: int = 12) -> str:
+    """``previous`` + ``following`` without the text the splitter repeated at their seam.
+
+    The splitter's overlap is whole sentences from the end of one chunk at the start of the next; the
+    longest suffix of ``previous`` that ``following`` starts with (at least ``min_overlap`` characters)
+    is written once. Without one, the chunks are joined as separate lines.
+    """
+    probe = following[:min_overlap]
+    if len(probe) == min_overlap:
+        index = previous.find(probe)
+        while index != -1:
+            if following.startswith(previous[index:]):
+                return previous[:index] + following
+            index = previous.find(probe, index + 1)
+    return previous.rstrip() + "\n" + following.lstrip()
+
+
+def section_text(chunk_id: int) -> str:
+    """The text of the best chunk's section: the consecutive chunks of the same document, section and page
+    around ``chunk_id`` (``SECTION_NEIGHBOURS`` each way), overlap removed."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.ordinal, c.text, c.id = b.id FROM rag_chunk c JOIN rag_chunk b ON b.id = %s
+            WHERE c.document_id = b.document_id AND c.section = b.section
+              AND c.page IS NOT DISTINCT FROM b.page
+              AND c.ordinal BETWEEN b.ordinal - %s AND b.ordinal + %s
+            ORDER BY c.ordinal
+            """,
+            [chunk_id, SECTION_NEIGHBOURS, SECTION_NEIGHBOURS],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return ""
+    best = next(i for i, row in enumerate(rows) if row[2])
+    # Only the run of consecutive ordinals that holds the best chunk (a section heading may repeat).
+    start = best
+    while start > 0 and rows[start - 1][0] == rows[start][0] - 1:
+        start -= 1
+    end = best
+    while end + 1 < len(rows) and rows[end + 1][0] == rows[end][0] + 1:
+        end += 1
+    text = rows[start][1]
+    for _, following, _ in rows[start + 1:end + 1]:
+        text = merge_overlap(text, following)
+    return text
+
+
+@lru_cache(maxsize=8)
+def _segmenter(language: str):
+    import pysbd
+
+    try:
+        return pysbd.Segmenter(language=language, clean=False)
+    except ValueError:
+        return pysbd.Segmenter(language="en", clean=False)
+
+
+def units_of(text: str, *, long_line: int, language: str = "en") -> list[Unit]:
+    """Cut ``text`` into lines, and lines longer than ``long_line`` characters into sentences."""
+    units: list[Unit] = []
+    for number, line in enumerate(l.strip() for l in text.splitlines()):
+        if not line:
+            continue
+        is_item = bool(_LIST_ITEM.match(line))
+        if len(line) <= long_line:
+            units.append(Unit(line, number, is_item, True))
+            continue
+        sentences = [s.strip() for s in _segmenter(language).segment(line) if s.strip()]
+        for i, sentence in enumerate(sentences or [line]):
+            units.append(Unit(sentence, number, is_item and i == 0, i == 0))
+    return units
+
+
+def _unit_terms(units: list[Unit]) -> list[set[str]]:
+    """Each unit's lexemes, stemmed by PostgreSQL with ``RAG_TEXT_SEARCH_CONFIG`` (one round trip)."""
+    if not units:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tsvector_to_array(to_tsvector(%s::regconfig, t)) FROM unnest(%s::text[]) WITH ORDINALITY "
+            "AS u(t, i) ORDER BY i",
+            [settings.RAG_TEXT_SEARCH_CONFIG, [u.text for u in units]])
+        return [set(row[0]) for row in cursor.fetchall()]
+
+
+def render(units: list[Unit]) -> str:
+    """Units back to text: sentences of one line joined by a space, lines by a newline."""
+    out: list[str] = []
+    for unit in units:
+        if out and not unit.starts_line:
+            out[-1] += " " + unit.text
+        else:
+            out.append(unit.text)
+    return "\n".join(out)
+
+
+def _size(units: list[Unit]) -> int:
+    return len(render(units))
+
+
+# A window that cuts a list or leaves a lead-in without its list loses this much (less than one question term).
+BROKEN_LIST_PENALTY = 0.5
+
+
+def _broken(units: list[Unit], start: int, end: int) -> float:
+    penalty = 0.0
+    if end < len(units) and units[end].is_list_item and (units[end - 1].is_list_item or
+                                                          units[end - 1].text.rstrip().endswith(":")):
+        penalty += BROKEN_LIST_PENALTY
+    if start > 0 and units[start].is_list_item and units[start - 1].is_list_item:
+        penalty += BROKEN_LIST_PENALTY
+    return penalty
+
+
+def best_window(units: list[Unit], terms: list[set[str]], weights: dict[str, float], budget: int) -> tuple[int, int]:
+    """[start, end) of the consecutive units within ``budget`` characters covering most question-term weight.
+
+    A window that cuts a list, or ends with a lead-in whose list it leaves out, loses ``BROKEN_LIST_PENALTY``.
+    Ties: the window that starts earlier (a section's first lines say what it is about).
+    """
+    best, best_score = (0, 1), -1.0
+    for start in range(len(units)):
+        covered: set[str] = set()
+        end = start
+        while end < len(units) and _size(units[start:end + 1]) <= budget:
+            covered |= terms[end] & weights.keys()
+            end += 1
+        if end == start:  # one sentence longer than the budget: it goes alone, whole
+            end = start + 1
+            covered = terms[start] & weights.keys()
+        score = sum(weights[t] for t in covered) - _broken(units, start, end)
+        if score > best_score + 1e-9:
+            best, best_score = (start, end), score
+    return best
+
+
+def _keep_lists_whole(units: list[Unit], start: int, end: int, budget: int) -> tuple[int, int]:
+    # A list item first: take its lead-in line (the non-list unit just before the list).
+    if units[start].is_list_item:
+        lead = start
+        while lead > 0 and units[lead - 1].is_list_item:
+            lead -= 1
+        if lead > 0 and not units[lead - 1].is_list_item:
+            lead -= 1
+        while lead < start and _size(units[lead:end]) > budget:
+            end -= 1 if end - 1 > start else 0
+            if _size(units[lead:end]) > budget:
+                lead += 1
+        start = lead
+    # A lead-in at the end ("To add a bot:"): take the list that follows, as far as it fits; else drop it.
+    while end < len(units) and units[end - 1].text.rstrip().endswith(":") and end - start > 0:
+        grown = end
+        while grown < len(units) and units[grown].is_list_item and _size(units[start:grown + 1]) <= budget:
+            grown += 1
+        if grown == end:
+            end -= 1
+            if end <= start:
+                end = start + 1
+                break
+        else:
+            end = grown
+            break
+    return start, end
+
+
+def extract_answer(section: str, *, question_terms: dict[str, float], budget: int | None = None,
+                   language: str = "en") -> str:
+    """The passage of ``section`` that answers a question with ``question_terms`` ({lexeme: weight}).
+
+    Args:
+        section: the section's text (:func:`section_text`).
+        question_terms: the question's lexemes (PostgreSQL-stemmed) and their weights; empty for a
+            question in another language than the documents (then the section's opening is taken).
+        budget: the answer's maximum length in characters (default ``RAG_ANSWER_MAX_CHARS``); a single
+            sentence longer than it is given whole rather than cut.
+        language: ISO 639-1 code for sentence boundaries (pysbd; English when unsupported).
+
+    Returns:
+        Whole lines and sentences of ``section``, in their order.
+    """
+    budget = budget or settings.RAG_ANSWER_MAX_CHARS
+    section = section.strip()
+    if len(section) <= budget:
+        return section
+    units = units_of(section, long_line=budget // 2, language=language)
+    if not units:
+        return ""
+    terms = _unit_terms(units)
+    start, end = best_window(units, terms, question_terms, budget)
+    start, end = _keep_lists_whole(units, start, end, budget)
+    return render(units[start:end])
