@@ -31,12 +31,14 @@ def _features(rows, company):
     from rag.relevance import gate_features
     from rag.retrieval import chunk_search
 
+    from rag.language import company_language
+
     out = []
     for row in rows:
-        results = chunk_search(company=company, query=row["question"], k=5)
+        cross = is_cross_lingual(detect_language(row["question"]), company_language(company.id))
+        results = chunk_search(company=company, query=row["question"], k=5, cross_lingual=cross)
         if not results:
             continue
-        cross = is_cross_lingual(detect_language(row["question"]), detect_language(results[0].text[:600]))
         f = gate_features(results=results, cross_lingual=cross)
         out.append((f, bool(row.get("expected")), row))
     return out

@@ -16,8 +16,8 @@ from django.conf import settings
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from rag.extractive import extract_answer, section_text
-from rag.language import detect_language, source_language_note
+from rag.extractive import compose_answer
+from rag.language import company_language, detect_language, is_cross_lingual, source_language_note
 from rag.relevance import is_answerable
 from rag.retrieval import RetrievedChunk, chunk_search
 from saas_bot.errors import ProviderUnavailable
@@ -123,13 +123,13 @@ def extractive_chain() -> Runnable:
 
     def run(inputs: dict) -> dict:
         chunks: list[RetrievedChunk] = inputs["chunks"]
-        best = chunks[0]
-        section = section_text(best.chunk_id) or best.text
-        text = extract_answer(section, question_terms=_question_terms(chunks))
+        passage = compose_answer(chunks, question_terms=_question_terms(chunks))
+        text = passage.text
         note = source_language_note(detect_language(inputs.get("question", "")), detect_language(text[:600]))
         if note:
             text = f"{note}\n\n{text}"
-        return {"text": re.sub(r"\n{3,}", "\n\n", text).strip(), "used": [best]}
+        by_id = {c.chunk_id: c for c in chunks}
+        return {"text": re.sub(r"\n{3,}", "\n\n", text).strip(), "used": [by_id[i] for i in passage.chunk_ids]}
 
     return RunnableLambda(run, name="extractive_answer")
 
@@ -170,7 +170,9 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
     Raises:
         ProviderUnavailable(code="llm_unavailable"): the chat model failed after its retries.
     """
-    chunks = chunk_search(company=company, query=question, k=k, document_ids=document_ids)
+    cross_lingual = is_cross_lingual(detect_language(question), company_language(company.id))
+    chunks = chunk_search(company=company, query=question, k=k, document_ids=document_ids,
+                          cross_lingual=cross_lingual)
     answerable = is_answerable(question=question, results=chunks)
     if not answerable and history and is_follow_up(question):
         # A short follow-up ("and on the free plan?") that finds nothing on its own is searched
@@ -178,7 +180,7 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
         # the question alone already pointed at, so a new, unrelated question is never answered
         # with the previous topic.
         follow_up = chunk_search(company=company, query=f"{history[-1][0]}\n{question}", k=k,
-                                 document_ids=document_ids)
+                                 document_ids=document_ids, cross_lingual=cross_lingual)
         own_documents = {c.document_id for c in chunks}
         if follow_up and follow_up[0].document_id in own_documents and \
                 is_answerable(question=question, results=follow_up):

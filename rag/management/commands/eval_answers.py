@@ -37,9 +37,10 @@ class Command(BaseCommand):
         for number, row in enumerate(rows, start=1):
             if not isinstance(row.get("answer_contains", []), list):
                 raise CommandError(f'{opts["qa"]}: row {number}: "answer_contains" must be a list of strings')
-        from rag.embeddings import embed_query
+        from rag.answering import answer_question
 
-        embed_query("warm up")  # load the model before the clock starts: latency is per question
+        # Load the embedding model and the language identifier before the clock starts: latency is per question.
+        answer_question(company=company, question="warm up")
         with tqdm(total=len(rows), desc="answers") as bar:
             results = answers_evaluate(company=company, rows=rows, progress=bar.update)
         if opts["details"]:
