@@ -155,21 +155,25 @@ def test_every_chunk_fits_every_local_model(sample):
 
 # --- the gate, both ways ------------------------------------------------------------------------------------
 
+def _ingest_texts(company, texts: dict[str, str]):
+    """Add {title: text} as text documents of ``company`` and ingest them now."""
+    from rag.services import document_add, documents_ingest
+
+    docs = [document_add(company=company, file_name=f"{title.lower().replace(' ', '-')}.txt", title=title,
+                         data=text.encode(), schedule=False)[0] for title, text in texts.items()]
+    return documents_ingest(company=company, documents=docs)
+
+
 @pytest.mark.slow
 def test_gate_answers_a_two_line_document_and_refuses_what_no_document_says(make_company):
     from rag.answering import answer_question
-    from rag.services import document_add_text, documents_ingest
 
     company = make_company("office")
-    docs = [
-        document_add_text(company=company, title="Visitors", schedule=False,
-                          text="Parking is free for visitors.\nAsk the front desk for a parking ticket."),
-        document_add_text(company=company, title="Opening hours", schedule=False,
-                          text="The office is open from 8:00 to 18:00 on working days. It is closed on public holidays."),
-        document_add_text(company=company, title="Billing", schedule=False,
-                          text="Invoices are sent by e-mail on the first day of the month. Pay by card or bank transfer."),
-    ]
-    documents_ingest(company=company, documents=docs)
+    _ingest_texts(company, {
+        "Visitors": "Parking is free for visitors.\nAsk the front desk for a parking ticket.",
+        "Opening hours": "The office is open from 8:00 to 18:00 on working days. It is closed on public holidays.",
+        "Billing": "Invoices are sent by e-mail on the first day of the month. Pay by card or bank transfer.",
+    })
     yes = answer_question(company=company, question="is parking free for visitors?")
     assert not yes.refused and "Parking is free for visitors." in yes.text
     assert yes.sources[0].title == "Visitors"
@@ -183,7 +187,6 @@ def test_gate_answers_a_two_line_document_and_refuses_what_no_document_says(make
 def test_a_russian_question_finds_the_english_answer_with_the_multilingual_model(make_company):
     from rag.answering import answer_question
     from rag.knowledge_base import knowledge_base_model_set
-    from rag.services import document_add_text, documents_ingest
 
     company = make_company("multi")
     knowledge_base_model_set(company=company, model="multilingual-e5-small")
@@ -193,8 +196,7 @@ def test_a_russian_question_finds_the_english_answer_with_the_multilingual_model
         "Video calls": "Start a video call with the camera button in the compose box.",
         "Emoji": "Administrators can upload custom emoji in Organization settings > Custom emoji.",
     }
-    docs = [document_add_text(company=company, title=t, text=x, schedule=False) for t, x in texts.items()]
-    documents_ingest(company=company, documents=docs)
+    _ingest_texts(company, texts)
     answer = answer_question(company=company, question="Как изменить пароль?")
     assert not answer.refused
     assert "Change password" in answer.text and answer.sources[0].title == "Passwords"
@@ -206,13 +208,10 @@ def test_switching_model_reembeds_and_changes_over(make_company, django_capture_
     from rag.knowledge_base import knowledge_base_model, knowledge_base_model_set, knowledge_base_reembed
     from rag.models import Chunk, KnowledgeBase
     from rag.retrieval import chunk_search
-    from rag.services import document_add_text, documents_ingest
 
     company = make_company("switch")
     assert knowledge_base_model(company.id) == "all-MiniLM-L6-v2"
-    doc = document_add_text(company=company, title="Trash", schedule=False,
-                            text="Deleted files stay in the Trash for 30 days before they are removed for good.")
-    documents_ingest(company=company, documents=[doc])
+    _ingest_texts(company, {"Trash": "Deleted files stay in the Trash for 30 days before they are removed for good."})
     before = list(Chunk.objects.filter(company=company).values_list("embedding", flat=True))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         kb = knowledge_base_model_set(company=company, model="multilingual-e5-small")
