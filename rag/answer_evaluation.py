@@ -45,7 +45,8 @@ MARKUP_PATTERNS: list[tuple[str, re.Pattern]] = [
 # ``#**channel**`` links): an instruction, not markup. It is removed before the check.
 _USER_SYNTAX = re.compile(r"[@#]_?\*\*[^*\n]+\*\*")
 
-SENTENCE_END = ".!?…:;)\"'»”’。！？"
+# A line ending with ":" announces something that is missing: not an end.
+SENTENCE_END = ".!?…;)\"'»”’。！？"
 _LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-•*–])\s+")
 
 
@@ -58,9 +59,10 @@ def markup_leaks(text: str) -> list[str]:
 def is_truncated(text: str) -> bool:
     """True when ``text`` stops mid-sentence.
 
-    The last line must end a sentence (``SENTENCE_END``), unless it is a list item or a short line
-    of at most 8 words (a label, a menu path, a heading-like line), which read as complete without
-    punctuation. An ellipsis added by cutting ("…" after a word) counts as truncated.
+    The last line must end a sentence (``SENTENCE_END``; a closing ":" announces something missing),
+    unless it is a list item or a short line of at most 8 words without a closing ":" (a label, a menu
+    path), which read as complete without punctuation. An ellipsis added by cutting ("…" after a word)
+    counts as truncated.
     """
     stripped = text.rstrip()
     if not stripped:
@@ -70,6 +72,8 @@ def is_truncated(text: str) -> bool:
     last = stripped.splitlines()[-1].strip()
     if last[-1] in SENTENCE_END:
         return False
+    if last.endswith(":"):
+        return True
     if _LIST_ITEM.match(last) or len(last.split()) <= 8:
         return False
     return True

@@ -112,6 +112,16 @@ def _question_terms(chunks: list[RetrievedChunk]) -> dict[str, float]:
     return terms
 
 
+def _chunks_by_id(ids: list[int]) -> dict[int, RetrievedChunk]:
+    """Chunks that retrieval did not return but an answer quotes, as RetrievedChunks with score 0."""
+    from rag.models import Chunk
+
+    rows = Chunk.objects.filter(id__in=ids).select_related("document")
+    return {c.id: RetrievedChunk(chunk_id=c.id, document_id=c.document_id, document_title=c.document.title,
+                                 file_name=c.document.file_name, section=c.section, page=c.page, text=c.text,
+                                 score=0.0, dense_similarity=0.0, bm25=0.0) for c in rows}
+
+
 def extractive_chain() -> Runnable:
     """A Runnable: {"chunks": [...], "question": str} -> {"text", "used"}.
 
@@ -129,7 +139,11 @@ def extractive_chain() -> Runnable:
         if note:
             text = f"{note}\n\n{text}"
         by_id = {c.chunk_id: c for c in chunks}
-        return {"text": re.sub(r"\n{3,}", "\n\n", text).strip(), "used": [by_id[i] for i in passage.chunk_ids]}
+        missing = [i for i in passage.chunk_ids if i not in by_id]
+        if missing:  # a section read because the passage announced it: cite it too
+            by_id.update(_chunks_by_id(missing))
+        return {"text": re.sub(r"\n{3,}", "\n\n", text).strip(),
+                "used": [by_id[i] for i in passage.chunk_ids if i in by_id]}
 
     return RunnableLambda(run, name="extractive_answer")
 

@@ -39,21 +39,21 @@ class Unit:
     starts_line: bool
 
 
-def merge_overlap(previous: str, following: str, *, min_overlap: int = 12) -> str:
+def merge_overlap(previous: str, following: str, *, min_overlap: int = 4) -> str:
     """``previous`` + ``following`` without the text the splitter repeated at their seam.
 
-    The splitter's overlap is whole sentences from the end of one chunk at the start of the next; the
-    longest suffix of ``previous`` that ``following`` starts with (at least ``min_overlap`` characters)
-    is written once. Without one, the chunks are joined as separate lines.
+    The splitter's overlap is whole lines or sentences from the end of one chunk at the start of the next:
+    the longest tail of ``previous`` that starts a line or a sentence, is at least ``min_overlap``
+    characters long and that ``following`` starts with is written once. Without one, the chunks are
+    joined as separate lines.
     """
-    probe = following[:min_overlap]
-    if len(probe) == min_overlap:
-        index = previous.find(probe)
-        while index != -1:
-            if following.startswith(previous[index:]):
-                return previous[:index] + following
-            index = previous.find(probe, index + 1)
-    return previous.rstrip() + "\n" + following.lstrip()
+    head = following.lstrip()
+    starts = [0] + [m.end() for m in re.finditer(r"(?:\n|(?<=[.!?:])[ \t])\s*", previous)]
+    for index in starts:  # the earliest start is the longest overlap
+        tail = previous[index:].rstrip()
+        if len(tail) >= min_overlap and head.startswith(tail):
+            return previous[:index] + head
+    return previous.rstrip() + "\n" + head
 
 
 def section_text(chunk_id: int) -> str:
@@ -85,6 +85,26 @@ def section_text(chunk_id: int) -> str:
     for _, following, _ in rows[start + 1:end + 1]:
         text = merge_overlap(text, following)
     return text
+
+
+def next_section_chunk(chunk_id: int) -> int | None:
+    """The first chunk of the section that follows ``chunk_id``'s section in its document (None at the end)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.id FROM rag_chunk c JOIN rag_chunk b ON b.id = %s
+            WHERE c.document_id = b.document_id AND c.ordinal > b.ordinal
+              AND (c.section <> b.section OR c.page IS DISTINCT FROM b.page)
+            ORDER BY c.ordinal LIMIT 1
+            """,
+            [chunk_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+# A passage that announces what follows ("the instructions below", "as follows", "To do this:").
+_FORWARD_REFERENCE = re.compile(r"(?:\bbelow\b|\bas follows\b|\bthe following\b|:)\s*$|\binstructions below\b", re.I)
 
 
 @lru_cache(maxsize=8)
@@ -259,28 +279,48 @@ def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: in
     """The extractive answer from retrieved ``chunks`` (rag.retrieval.RetrievedChunk, best first).
 
     The best chunk that is not navigation (:func:`is_navigation`) gives the section; its passage comes
-    from :func:`extract_answer`. When that passage leaves more than a third of the budget free, the
-    passage of the next retrieved section of the same document is added under its heading (a how-to's
-    steps often sit in the section after the one whose words match best). Returns the text and the
-    chunks quoted, for the citation.
+    from :func:`extract_answer`. A passage that announces what follows ("by following the instructions
+    below", a closing ":") gets the next section of its document, as far as it fits. Otherwise, when the
+    passage leaves more than a third of the budget free, the passage of the next retrieved section of the
+    same document is added under its heading (a how-to's steps often sit in the section after the one
+    whose words match best). Returns the text and the chunks quoted, for the citation.
     """
     budget = budget or settings.RAG_ANSWER_MAX_CHARS
     content = [c for c in chunks if not is_navigation(c.section, c.text)] or chunks[:1]
     best = content[0]
     text = extract_answer(section_text(best.chunk_id) or best.text, question_terms=question_terms, budget=budget)
     used = [best.chunk_id]
-    free = budget - len(text)
-    if free > budget // 3:
+    # What to add when there is room: the section the passage announces ("the instructions below"), else the
+    # next retrieved section of the same document.
+    extra: list[tuple[int, str]] = []
+    if _FORWARD_REFERENCE.search(text):
+        following = next_section_chunk(best.chunk_id)
+        if following is not None:
+            extra.append((following, ""))
+    if not extra:
         for other in content[1:]:
-            if other.document_id != best.document_id or (other.section, other.page) == (best.section, best.page):
-                continue
-            heading = other.section.strip() if other.section and other.section != best.section else ""
-            room = free - len(heading) - 3
-            more = extract_answer(section_text(other.chunk_id) or other.text, question_terms=question_terms,
-                                  budget=room) if room > 80 else ""
-            if more and len(more) <= room:
-                heading_line = f"{heading}:" if heading and heading[-1] not in ".:?!" else heading
-                text = text + "\n\n" + (heading_line + "\n" if heading_line else "") + more
-                used.append(other.chunk_id)
+            if other.document_id == best.document_id and (other.section, other.page) != (best.section, best.page):
+                extra.append((other.chunk_id, other.section))
+                break
+    free = budget - len(text)
+    for chunk_id, section in extra:
+        if free <= budget // 3 and not _FORWARD_REFERENCE.search(text):
             break
+        heading = (section or _section_of(chunk_id)).strip()
+        body = section_text(chunk_id)
+        if is_navigation(heading, body):
+            continue
+        room = free - len(heading) - 3
+        more = extract_answer(body, question_terms=question_terms, budget=room) if room > 80 else ""
+        if more and len(more) <= room:
+            heading_line = f"{heading}:" if heading and heading[-1] not in ".:?!" else heading
+            text = text + "\n\n" + (heading_line + "\n" if heading_line else "") + more
+            used.append(chunk_id)
     return Passage(text=text, chunk_ids=used)
+
+
+def _section_of(chunk_id: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT section FROM rag_chunk WHERE id = %s", [chunk_id])
+        row = cursor.fetchone()
+    return row[0] if row else ""

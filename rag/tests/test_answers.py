@@ -246,3 +246,26 @@ def test_scoring_and_summary():
     assert summary["answer_accuracy"] == 0.5 and summary["non_english_accuracy"] == 0.0
     assert summary["refusal_rate"] == 1.0 and summary["false_refusal_rate"] == 0.0
     assert summary["markup_leak_rate"] == 0.5 and summary["latency_ms_p50"] == 20.0
+
+
+@pytest.mark.slow
+def test_a_passage_that_announces_instructions_gets_them(make_company):
+    from rag.answering import answer_question
+    from rag.services import document_add, documents_ingest
+
+    company = make_company("announce")
+    text = ("# Two-factor login\n\n## Turn on two-factor login\n\nTwo-factor login protects your account with a code "
+            "from an authenticator app. To turn it on, follow the instructions below.\n\n## Steps\n\n"
+            "1. Open Settings and choose Security.\n2. Click Turn on two-factor login.\n"
+            "3. Scan the QR code with your authenticator app and enter the code it shows.\n\n"
+            "## Related articles\n\n- Passwords\n- Sessions\n")
+    other = "# Invoices\n\nInvoices are sent by e-mail on the first day of each month. Pay by card or bank transfer.\n"
+    docs = [document_add(company=company, file_name=name, data=body.encode(), schedule=False)[0]
+            for name, body in (("2fa.md", text), ("invoices.md", other))]
+    documents_ingest(company=company, documents=docs)
+    answer = answer_question(company=company, question="how do I turn on two-factor login")
+    assert not answer.refused
+    assert "follow the instructions below." in answer.text and "3. Scan the QR code" in answer.text
+    assert "Related articles" not in answer.text and "- Passwords" not in answer.text
+    assert {s.section for s in answer.sources} >= {"Turn on two-factor login", "Steps"}
+    assert not is_truncated(answer.text) and markup_leaks(answer.text) == []
