@@ -14,6 +14,7 @@ import logging
 from typing import Callable
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from rag.models import Chunk, KnowledgeBase
 from saas_bot.errors import ValidationFailed
@@ -136,7 +137,7 @@ def knowledge_base_reembed(*, company_id: int, batch: int = 64,
         done = Chunk.objects.filter(company_id=company_id).exclude(embedding_next=None).count()
         total = Chunk.objects.filter(company_id=company_id).count()
         still = KnowledgeBase.objects.filter(company_id=company_id, next_embedding_model=model).update(
-            switch_done=done, switch_total=total)
+            switch_done=done, switch_total=total, updated_at=timezone.now())
         if not still:  # the switch was cancelled or redirected meanwhile
             return KnowledgeBase.objects.get(company_id=company_id)
         if progress:
@@ -156,3 +157,29 @@ def knowledge_base_reembed(*, company_id: int, batch: int = 64,
         kb.save()
     logger.info("company %s switched to embedding model %s", company_id, model)
     return kb
+
+
+# A switch whose row has not moved for this long lost its task (a killed worker, a lost message).
+SWITCH_STALE_SECONDS = 600
+
+
+def knowledge_base_switches_sweep(*, now=None) -> int:
+    """Queue the re-embedding task again for switches that stopped moving (periodic, with the documents
+    sweep). The task goes on where it stopped (chunks with their new vector are skipped).
+
+    Returns:
+        How many switches were queued again.
+    """
+    from datetime import timedelta
+
+    from rag.tasks import knowledge_base_reembed_task
+
+    now = now or timezone.now()
+    stale = list(KnowledgeBase.objects.exclude(next_embedding_model="").filter(
+        updated_at__lt=now - timedelta(seconds=SWITCH_STALE_SECONDS)).values_list("company_id", flat=True))
+    for company_id in stale:
+        KnowledgeBase.objects.filter(company_id=company_id).update(updated_at=now)
+        enqueue_on_commit(knowledge_base_reembed_task, company_id)
+    if stale:
+        logger.warning("knowledge base sweep: %d switch(es) queued again", len(stale))
+    return len(stale)

@@ -226,6 +226,20 @@ def test_switching_model_reembeds_and_changes_over(make_company, django_capture_
     after = list(Chunk.objects.filter(company=company).values_list("embedding", flat=True))
     assert [list(a) for a in after] != [list(b) for b in before]
     assert not Chunk.objects.filter(company=company).exclude(embedding_next=None).exists()
+    # A switch whose task was lost is queued again by the sweep.
+    from django.utils import timezone
+
+    from rag.knowledge_base import knowledge_base_switches_sweep
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        knowledge_base_model_set(company=company, model="multilingual-e5-small")  # the current model: nothing to do
+    assert callbacks == [] and KnowledgeBase.objects.get(company=company).next_embedding_model == ""
+    KnowledgeBase.objects.filter(company=company).update(next_embedding_model="all-MiniLM-L6-v2",
+                                                         updated_at=timezone.now() - timezone.timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert knowledge_base_switches_sweep() == 1
+    assert len(callbacks) == 1
+    KnowledgeBase.objects.filter(company=company).update(next_embedding_model="")
     found = chunk_search(company=company, query="Сколько дней файлы лежат в корзине?", k=1)
     assert found[0].extra["embedding_model"] == "multilingual-e5-small" and "Trash" in found[0].text
 
