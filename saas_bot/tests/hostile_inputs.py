@@ -1,0 +1,48 @@
+"""Hypothesis strategies for hostile input: the webhook's update bodies and API request values.
+
+Test support (used by tests and ``bench/hostile_probe.py``), never imported by product code. The strings
+are the ones careless clients and attackers send: unpaired UTF-16 surrogates (a text cut inside an emoji),
+NUL, bidi overrides, formula prefixes, escapes, huge numbers, deep nesting.
+"""
+from __future__ import annotations
+
+import json
+
+from hypothesis import strategies as st
+
+HOSTILE_STRINGS = ["\ud800", "\udfff", "a\ud83d", "\udc00\ud800", "\x00", "nul\x00byte", "\u202e", "\ufeff",
+                   "\\", '"', "\\u0000", "\\ud800", "</script>", "%s%n", "' OR 1=1 --", "=cmd|' /C calc'!A0",
+                   "+1", "-1", "@SUM(1)", "\t=1", "\r\n", "🤦🏼‍♂️", "𝕏" * 3, "x" * 5000, "", " ", "null", "NaN",
+                   "9" * 400, "-0", "1e999", "../../etc/passwd", "http://[::1", "http://127.0.0.1:99999/"]
+# JSON literals Python's json.dumps never writes but a client can send.
+RAW_LITERALS = [b"1e999", b"-1e999", b"1e-999", b"9" * 5000, b"-" + b"9" * 40, b"0.1" + b"0" * 3000,
+                b"[" * 5000 + b"]" * 5000, b'{"a":' * 600 + b"1" + b"}" * 600, b'"\\u0000"', b'"\\ud800\\u0000"',
+                b'"\\udbff\\udbff"', b"18446744073709551616", b"[]", b"{}", b"true", b"null"]
+
+hostile_strings = st.one_of(st.sampled_from(HOSTILE_STRINGS),
+                            st.text(st.characters(exclude_categories=()), max_size=20))
+numbers = st.one_of(st.integers(min_value=-(10 ** 30), max_value=10 ** 30),
+                    st.floats(allow_nan=False, allow_infinity=False))
+json_values = st.recursive(st.none() | st.booleans() | numbers | hostile_strings,
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(hostile_strings, inner,
+                                                                                         max_size=4),
+                           max_leaves=12)
+
+
+@st.composite
+def update_bodies(draw) -> bytes:
+    """A webhook body: a JSON object with an integer update_id (as Telegram always sends) and hostile
+    fields, sometimes a message-like object, sometimes a raw literal, or (one in ten) not an update."""
+    update_id = draw(st.integers(min_value=0, max_value=2 ** 63 - 1))
+    kind = draw(st.sampled_from(["message", "edited_message", "my_chat_member", "callback_query", "x"]))
+    value = draw(st.one_of(json_values, st.fixed_dictionaries(
+        {"message_id": numbers, "date": numbers, "text": hostile_strings,
+         "chat": st.fixed_dictionaries({"id": numbers, "type": hostile_strings}),
+         "from": st.fixed_dictionaries({"id": numbers, "first_name": hostile_strings})})))
+    body = json.dumps({"update_id": update_id, kind: value}).encode()
+    if draw(st.integers(0, 3)) == 0:
+        body = body[:-1] + b', "raw": ' + draw(st.sampled_from(RAW_LITERALS)) + b"}"
+    if draw(st.integers(0, 9)) == 0:
+        body = draw(st.sampled_from([json.dumps(draw(json_values)).encode(), b"\xff\xfe", b"{",
+                                     b'{"update_id": "1"}', b'{"update_id": 1e3}']))
+    return body
