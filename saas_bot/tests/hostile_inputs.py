@@ -46,3 +46,58 @@ def update_bodies(draw) -> bytes:
         body = draw(st.sampled_from([json.dumps(draw(json_values)).encode(), b"\xff\xfe", b"{",
                                      b'{"update_id": "1"}', b'{"update_id": 1e3}']))
     return body
+
+
+HOSTILE_IDS = ["0", "-1", "99999999999999999999", "1e3", "%00", "%F0%9F%A4%A6", "1%20OR%201=1", "..%2F..",
+               "9223372036854775807", "9223372036854775808"]
+
+
+def api_operations(schema: dict) -> list[dict]:
+    """Every operation of an OpenAPI 3 document: ``{"method", "path", "fields", "params"}`` where
+    ``fields`` are the JSON request body's property names and ``params`` the query parameters."""
+    operations = []
+    components = schema.get("components", {}).get("schemas", {})
+    for path, item in schema.get("paths", {}).items():
+        for method, op in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            fields: set[str] = set()
+            for media in (op.get("requestBody") or {}).get("content", {}).values():
+                ref = (media.get("schema") or {}).get("$ref", "")
+                fields.update(components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}))
+            params = [p["name"] for p in op.get("parameters", []) if p.get("in") == "query"]
+            operations.append({"method": method.upper(), "path": path, "fields": sorted(fields), "params": params})
+    return operations
+
+
+@st.composite
+def api_requests(draw, operation: dict, ids: dict[str, list[str]]) -> dict:
+    """One hostile request for ``operation``: ``{"path", "query", "body", "content_type", "headers"}``.
+
+    The path's ``{id}`` is one of ``ids[collection]`` (real ids of this and another company) or a hostile
+    id; the JSON body maps the operation's fields (and stray keys) to hostile values; query parameters
+    likewise; sometimes a raw literal, a non-object body, or an Idempotency-Key.
+    """
+    path = operation["path"]
+    if "{id}" in path:
+        collection = path.split("/")[3]
+        real = ids.get(collection, [])
+        choice = st.one_of(st.sampled_from(real), st.sampled_from(HOSTILE_IDS)) if real else st.sampled_from(HOSTILE_IDS)
+        path = path.replace("{id}", draw(choice))
+    keys = st.sampled_from(operation["fields"] + ["__proto__", "\ud800", ""]) if operation["fields"] \
+        else hostile_strings
+    body_value = draw(st.dictionaries(keys, json_values, max_size=5))
+    body = json.dumps(body_value).encode()
+    shape = draw(st.integers(0, 9))
+    if shape == 0:
+        body = body[:-1] + (b", " if body_value else b"") + b'"raw": ' + draw(st.sampled_from(RAW_LITERALS)) + b"}"
+    elif shape == 1:
+        body = draw(st.sampled_from(RAW_LITERALS + [b"", b"{", b"\xff\xfe", b"[1]"]))
+    params = st.sampled_from(operation["params"] + ["page", "page_size", "\ud800"]) if operation["params"] \
+        else st.sampled_from(["page", "x"])
+    query = draw(st.dictionaries(params, hostile_strings, max_size=3))
+    headers = {}
+    if draw(st.integers(0, 4)) == 0:
+        headers["HTTP_IDEMPOTENCY_KEY"] = draw(st.sampled_from(["k1", "k" * 300, "é", " ", "\x7f"]))
+    content_type = draw(st.sampled_from(["application/json"] * 4 + ["text/plain", "application/x-www-form-urlencoded"]))
+    return {"path": path, "query": query, "body": body, "content_type": content_type, "headers": headers}

@@ -1,5 +1,7 @@
 """Edges a careless client or an attacker finds: strict JSON types, Bearer keys, bodies refused before they
 are read (with or without Idempotency-Key), messages that never name internal settings, malformed URLs."""
+import json
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -102,3 +104,17 @@ def test_malformed_document_urls_are_400_document_url_invalid(company, api, url)
     response = api.post("/api/v1/documents", {"url": url}, format="json")
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] == "document_url_invalid"
+
+
+@pytest.mark.parametrize("text", ["\ud800 how long do links last?", "nul \x00 in a question", "\udfff"])
+def test_hostile_text_in_a_valid_field_is_never_a_500(company, api, bot, text):
+    for method, path, body in [("post", f"/api/v1/bots/{bot.id}/ask", {"question": text}),
+                               ("post", "/api/v1/documents", {"title": text, "text": text}),
+                               ("patch", f"/api/v1/bots/{bot.id}", {"name": text[:30], "persona": text}),
+                               ("post", f"/api/v1/bots/{bot.id}/ask", {"question": "ok?", text: 1}),
+                               ("post", "/api/v1/documents", {"url": "http://example.com/" + text})]:
+        # json.dumps escapes the surrogate as "\ud800", as a client's JSON encoder does.
+        response = getattr(api, method)(path, json.dumps(body), content_type="application/json")
+        assert response.status_code < 500, (path, body, response.content)
+        if ("\ud800" in text or "\udfff" in text) and "url" not in body and text not in body:
+            assert response.json()["error"]["code"] == "validation_failed"  # DRF names the field
