@@ -9,7 +9,7 @@ COMPANY ?= acme
 PLAN ?= starter
 PORT ?= 8000
 
-.PHONY: install demo test run bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-scifact bench clean-var
+.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-scifact bench clean-var
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-ingest: install
 	$(PY) bench/ingest_speed.py
 bench-hostile: install
 	$(PY) bench/hostile_documents.py
+# Attacker and careless-client probes (fuzz, hostile URLs, cross-company, oversized bodies): docs/testing.md
+probe-hostile: install
+	$(PY) bench/hostile_probe.py
 bench-telegram: install
 	$(PY) bench/telegram_delivery.py
 bench-usage: install
