@@ -7,28 +7,34 @@ KB ?= saas_bot/demo/kb
 UPDATES ?= saas_bot/demo/updates
 COMPANY ?= acme
 PLAN ?= starter
-PORT ?= 8000
+# make run: PORT defaults to 8000; make demo: PORT and TELEGRAM_PORT default to free ports.
+PORT ?=
+TELEGRAM_PORT ?=
+OWNER ?=
+GUNICORN_CONF := saas_bot/gunicorn_conf.py
 
-.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-scifact bench clean-var
+.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-scifact bench-first-question bench clean-var
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@echo "Installing the pinned requirements into $(VENV) (the first time takes a few minutes)..."
+	$(PY) -m pip install -qq --disable-pip-version-check --no-warn-script-location -r requirements.txt
 	touch $@
 
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) manage.py demo --kb "$(KB)" --updates "$(UPDATES)"
+	$(PY) manage.py demo --kb "$(KB)" --updates "$(UPDATES)" $(if $(PORT),--port $(PORT)) $(if $(TELEGRAM_PORT),--telegram-port $(TELEGRAM_PORT))
 
 test: install browser-deps
 	$(PY) -m pytest
 
-# Serve for real: web (gunicorn), and with REDIS_URL a Celery worker and beat.
+# Serve for real: web (gunicorn; prints its URLs and loads the embedding model at start), and with REDIS_URL
+# a Celery worker and beat. With OWNER=email the company's owner is created (password printed once).
 # With TELEGRAM_BOT_TOKEN and PUBLIC_BASE_URL set, that bot is connected to $(COMPANY) and its webhook registered.
 run: install
 	$(PY) manage.py migrate
-	$(PY) manage.py company_setup --slug "$(COMPANY)" --plan "$(PLAN)"
+	$(PY) manage.py company_setup --slug "$(COMPANY)" --plan "$(PLAN)" $(if $(OWNER),--owner "$(OWNER)")
 	@if [ -n "$$TELEGRAM_BOT_TOKEN" ]; then $(PY) manage.py bot_connect --company "$(COMPANY)" --token "$$TELEGRAM_BOT_TOKEN"; fi
 	@set -m; pids=(); \
 	if [ -n "$$REDIS_URL$$CELERY_BROKER_URL" ]; then \
@@ -36,7 +42,7 @@ run: install
 	  $(VENV)/bin/celery -A saas_bot beat --loglevel=info & pids+=($$!); \
 	else echo "No REDIS_URL: tasks run inside the web process (eager)."; fi; \
 	trap 'kill $${pids[@]} 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/gunicorn saas_bot.wsgi:application --bind 0.0.0.0:$(PORT) --workers 2 --threads 4 --worker-class gthread
+	$(VENV)/bin/gunicorn saas_bot.wsgi:application --config $(GUNICORN_CONF) --bind 0.0.0.0:$(or $(PORT),8000) --workers 2 --threads 4 --worker-class gthread
 
 bench-webhook: install
 	$(PY) bench/webhook_load.py
@@ -53,9 +59,11 @@ bench-telegram: install
 	$(PY) bench/telegram_delivery.py
 bench-usage: install
 	$(PY) bench/usage_ledger.py
+bench-first-question: install
+	$(PY) bench/first_question.py
 bench-scifact: install
 	$(PY) manage.py eval_retrieval --beir ../shared/data/beir/scifact --split train
-bench: bench-webhook bench-telegram bench-ingest bench-hostile bench-retrieval bench-usage bench-scifact
+bench: bench-webhook bench-telegram bench-ingest bench-hostile bench-retrieval bench-usage bench-first-question bench-scifact
 
 clean-var:
 	rm -rf var

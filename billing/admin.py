@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django import forms
 
 from billing.models import LimitAlert, ModelPrice, Plan, Subscription, UsageEvent
+from billing.money import cost_currency, money_format
 from billing.services import (plan_update, subscription_cancel, subscription_change_plan, subscription_extend_trial,
                               subscription_start)
 from saas_bot.errors import ServiceError
@@ -16,8 +17,12 @@ class StaffOnly(StaffOnlyAdmin):
 
 @admin.register(Plan)
 class PlanAdmin(StaffOnly):
-    list_display = ("code", "name", "price", "currency", "trial_days", "max_messages_per_period",
+    list_display = ("code", "name", "price_display", "trial_days", "max_messages_per_period",
                     "max_tokens_per_period", "is_public", "is_archived")
+
+    @admin.display(description="Price", ordering="price")
+    def price_display(self, obj):
+        return money_format(obj.price, obj.currency)
     list_filter = ("is_public", "is_archived")
     actions = ["apply_limits_now", "archive", "unarchive"]
 
@@ -163,7 +168,15 @@ class SubscriptionAdmin(StaffOnly):
 
 @admin.register(ModelPrice)
 class ModelPriceAdmin(StaffOnly):
-    list_display = ("model", "prompt_per_1k", "completion_per_1k", "currency")
+    list_display = ("model", "prompt_price", "completion_price")
+
+    @admin.display(description="Prompt, per 1,000 tokens", ordering="prompt_per_1k")
+    def prompt_price(self, obj):
+        return money_format(obj.prompt_per_1k, obj.currency, precise=True)
+
+    @admin.display(description="Completion, per 1,000 tokens", ordering="completion_per_1k")
+    def completion_price(self, obj):
+        return money_format(obj.completion_per_1k, obj.currency, precise=True)
 
 
 @admin.register(UsageEvent)
@@ -171,7 +184,11 @@ class UsageEventAdmin(StaffOnly):
     """The ledger is append-only: nobody edits or deletes events here."""
 
     list_display = ("occurred_at", "company", "kind", "quantity", "prompt_tokens", "completion_tokens", "model",
-                    "cost", "channel")
+                    "cost_display", "channel")
+
+    @admin.display(description="Cost", ordering="cost")
+    def cost_display(self, obj):
+        return money_format(obj.cost, cost_currency(), precise=True)
     list_filter = ("kind", "channel")
     search_fields = ("idempotency_key", "company__slug")
 

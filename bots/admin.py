@@ -101,15 +101,19 @@ class BotAdmin(CompanyScopedAdmin):
     actions = ["export_csv", "disable_bots", "enable_bots"]
     change_form_template = "admin/bots/bot/change_form.html"
     fieldsets = (
-        (None, {"fields": ("name", "username", "telegram_id", "status", "token_hint", "new_token")}),
+        (None, {"fields": ("name", "username", "telegram_id_text", "status", "token_hint", "new_token")}),
         ("Answers", {"fields": ("persona", "welcome_text", "help_text", "language", "limit_message",
                                 "collections")}),
         ("Limits and behaviour", {"fields": ("max_messages_per_period", "edited_messages",
                                              "conversation_idle_minutes")}),
         ("Webhook", {"fields": ("webhook_url", "webhook_health", "last_error")}),
     )
-    readonly_fields = ("username", "telegram_id", "status", "token_hint", "webhook_url", "webhook_health",
+    readonly_fields = ("username", "telegram_id_text", "status", "token_hint", "webhook_url", "webhook_health",
                        "last_error")
+
+    @admin.display(description="Telegram id")
+    def telegram_id_text(self, obj):
+        return str(obj.telegram_id or "—")  # an identifier: no thousands separators (USE_THOUSAND_SEPARATOR)
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -246,6 +250,12 @@ class TelegramUserAdmin(ReadOnlyMixin, CompanyScopedAdmin):
     list_display = ("__str__", "first_name", "last_name", "language_code", "bot", "first_seen_at", "last_seen_at")
     list_filter = ("bot", "language_code")
     search_fields = ("username", "first_name", "last_name")
+    exclude = ("telegram_user_id",)
+    readonly_fields = ("telegram_user_id_text",)
+
+    @admin.display(description="Telegram user id")
+    def telegram_user_id_text(self, obj):
+        return str(obj.telegram_user_id)  # an identifier: no thousands separators
 
 
 @admin.register(Chat)
@@ -253,6 +263,12 @@ class ChatAdmin(ReadOnlyMixin, CompanyScopedAdmin):
     list_display = ("__str__", "type", "bot", "is_forum", "is_blocked", "created_at")
     list_filter = ("bot", "type", "is_blocked")
     search_fields = ("title", "username")
+    exclude = ("telegram_chat_id",)
+    readonly_fields = ("telegram_chat_id_text",)
+
+    @admin.display(description="Telegram chat id")
+    def telegram_chat_id_text(self, obj):
+        return str(obj.telegram_chat_id)  # an identifier: no thousands separators
 
 
 def render_sources(sources: list[dict]) -> str:
@@ -391,16 +407,21 @@ class StuckFilter(admin.SimpleListFilter):
 class TelegramUpdateAdmin(StaffOnlyAdmin):
     """The Telegram inbox (platform staff): find stuck or failed updates and retry them."""
 
-    list_display = ("received_at", "company", "bot", "update_id", "status", "attempts", "short_error",
+    list_display = ("received_at", "company", "bot", "update_id_text", "status", "attempts", "short_error",
                     "processed_at")
     list_filter = (StuckFilter, "status", ("company", admin.RelatedOnlyFieldListFilter))
     search_fields = ("update_id", "bot__username", "error")
     actions = ["retry"]
-    readonly_fields = ("company", "bot", "update_id", "payload", "status", "attempts", "error", "received_at",
+    readonly_fields = ("company", "bot", "update_id_text", "payload", "status", "attempts", "error", "received_at",
                        "locked_at", "processed_at")
+    fields = readonly_fields
 
     def has_add_permission(self, request, *args):
         return False
+
+    @admin.display(description="Update id", ordering="update_id")
+    def update_id_text(self, obj):
+        return str(obj.update_id)  # an identifier: no thousands separators (USE_THOUSAND_SEPARATOR)
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -5,7 +5,10 @@ Telegram Bot API emulator; connect the bot (getMe, setWebhook to our URL);
 ingest the knowledge base; start the web app (gunicorn) on 127.0.0.1; replay
 every update in the updates folder to the real webhook URL with the secret
 header, one at a time, waiting until the inbox has processed it; print each
-question and what the emulator received; stop everything.
+question and what the emulator received; stop everything. At the end the demo bot is
+disabled (``deleteWebhook``, status "disabled"), so nothing is left pointing at the
+emulator that is gone: ``telegram_webhooks --check`` skips it and the admin shows it as
+a disabled bot named "... (demo)". The next run enables it again.
 """
 from __future__ import annotations
 
@@ -31,6 +34,17 @@ DEMO_TOKEN = "7000000001:AAHdemoTokenForTheLocalEmulatorOnly12"
 DEMO_BOT_ID = 7000000001
 # The shared sample updates (../shared/data/telegram/updates) address @acme_support_bot, id 7000000001.
 DEMO_USERNAME = "acme_support_bot"
+# The bot's name in the admin says it is the demo's (it talks to the local emulator only).
+DEMO_BOT_NAME = "Acme Cloud Support (demo)"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _free_port() -> int:
@@ -62,34 +76,52 @@ def _chat_id(update: dict) -> int | None:
     return None
 
 
-def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0) -> int:
+def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port: int = 0,
+             telegram_port: int = 0) -> int:
     """Run the demo; returns the process exit code (0 when every update was processed).
+
+    Args:
+        port: the web app's port on 127.0.0.1 (0 = a free one).
+        telegram_port: the Telegram emulator's port on 127.0.0.1 (0 = a free one).
 
     Raises:
         FileNotFoundError: ``kb`` or ``updates`` is not a folder.
+        ValueError: a port given is in use or not in 1..65535.
     """
     if not kb.is_dir() or not updates.is_dir():
         raise FileNotFoundError(f"KB={kb} and UPDATES={updates} must be folders")
+    for name, value in (("PORT", port), ("TELEGRAM_PORT", telegram_port)):
+        if value and not 0 < value < 65536:
+            raise ValueError(f"{name}={value} is not a port (1-65535)")
+        if value and not _port_free(value):
+            raise ValueError(f"{name}={value}: 127.0.0.1:{value} is in use; pick another port or leave it unset "
+                             f"for a free one")
+    if port and port == telegram_port:
+        raise ValueError("PORT and TELEGRAM_PORT must differ")
     update_files = sorted(p for p in updates.glob("*.json"))
     out("==> 1/6 Database: migrating (embedded PostgreSQL 16 + pgvector unless DATABASE_URL is set)")
     call_command("migrate", verbosity=0)
     out("==> 2/6 Company 'acme' on plan 'starter'")
     call_command("company_setup", slug="acme", name="Acme Cloud Storage", plan="starter")
-    emulator = TelegramEmulator().start()
+    emulator = TelegramEmulator(port=telegram_port).start()
     emulator.add_bot(DEMO_TOKEN, id=DEMO_BOT_ID, username=DEMO_USERNAME, first_name="Acme Cloud Support")
-    web_port = _free_port()
+    web_port = port or _free_port()
     public = f"http://127.0.0.1:{web_port}"
     out(f"==> 3/6 Telegram Bot API emulator on {emulator.base_url}; connecting @{DEMO_USERNAME}")
     with override_settings(TELEGRAM_API_BASE_URL=emulator.base_url, PUBLIC_BASE_URL=public):
-        from bots.services import bot_connect, bot_refresh_identity, bot_register_webhook
+        from bots.services import bot_connect, bot_refresh_identity, bot_register_webhook, bot_replace_token
         from tenants.models import Company
 
         company = Company.objects.get(slug="acme")
         bot = Bot.objects.filter(telegram_id=DEMO_BOT_ID).first()
         if bot is None:
-            bot = bot_connect(company=company, token=DEMO_TOKEN, name="Acme Cloud Support", register_webhook=False)
+            bot = bot_connect(company=company, token=DEMO_TOKEN, name=DEMO_BOT_NAME, register_webhook=False)
+        elif bot.status != Bot.Status.ACTIVE:
+            bot = bot_replace_token(bot=bot, token=DEMO_TOKEN)  # disabled by the last run (or revoked): active again
         else:
             bot_refresh_identity(bot=bot)
+        if bot.name != DEMO_BOT_NAME:
+            Bot.objects.filter(id=bot.id).update(name=DEMO_BOT_NAME)
         webhook_url = bot_register_webhook(bot=bot)
     out(f"    webhook registered: {webhook_url}")
     _reset_demo_state(bot, out)
@@ -100,6 +132,7 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0) -> i
     env = dict(os.environ, TELEGRAM_API_BASE_URL=emulator.base_url, PUBLIC_BASE_URL=public)
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "saas_bot.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
+         "--config", str(Path(settings.BASE_DIR) / "saas_bot" / "gunicorn_conf.py"),
          "--workers", "1", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning",
          "--timeout", "120"],
         env=env, cwd=settings.BASE_DIR)
@@ -138,12 +171,24 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0) -> i
             web.wait(timeout=15)
         except subprocess.TimeoutExpired:
             web.kill()
+        _disable_demo_bot(bot, emulator, out)
         emulator.stop()
     answered = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.DONE).count()
     ignored = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.IGNORED).count()
     out(f"\nDone: {len(update_files)} updates replayed: {answered} handled with a reply or action, {ignored} ignored, "
         f"{failures} failed. The inbox, messages and usage stay in the database (var/).")
     return 1 if failures else 0
+
+
+def _disable_demo_bot(bot: Bot, emulator: TelegramEmulator, out) -> None:
+    """Disable the demo bot while the emulator still answers (``deleteWebhook``), so nothing is left
+    registered against an emulator that is gone."""
+    from bots.services import bot_set_status
+
+    with override_settings(TELEGRAM_API_BASE_URL=emulator.base_url):
+        bot_set_status(bot=bot, active=False)
+    out(f"    @{DEMO_USERNAME} disabled (webhook removed): it only ever talked to the local emulator; "
+        f"the next `make demo` enables it again")
 
 
 def _reset_demo_state(bot: Bot, out) -> None:
@@ -195,7 +240,7 @@ def _wait_http(base: str, process: subprocess.Popen, timeout: float = 60.0) -> N
         if process.poll() is not None:
             raise RuntimeError(f"the web app exited with code {process.returncode}")
         try:
-            httpx.get(f"{base}/admin/login/", timeout=1)
+            httpx.get(f"{base}/healthz", timeout=1)
             return
         except httpx.HTTPError:
             time.sleep(0.3)

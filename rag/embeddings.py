@@ -114,3 +114,26 @@ def embed_texts(texts: list[str], *, progress: Callable[[int], None] | None = No
 def embed_query(text: str) -> list[float]:
     """Embed one question; 384 floats, unit length."""
     return embeddings_provider().embed_query(text)
+
+
+def embeddings_warm_up() -> float:
+    """Load the local embedding model now (``make run``/gunicorn at start, issue 16), so the first question
+    does not wait for it. Returns the seconds it took (about 0 when loaded already); a remote backend
+    (``EMBEDDING_BACKEND=openai``) is not called (it would cost a request) and returns 0.0."""
+    import time
+
+    if settings.EMBEDDING_BACKEND != "local":
+        return 0.0
+    start = time.perf_counter()
+    embed_query("warm-up")
+    return time.perf_counter() - start
+
+
+def embeddings_state() -> str:
+    """``"loaded"`` (the local model is in this process), ``"not_loaded"`` (it loads on first use) or
+    ``"remote"`` (an OpenAI-compatible endpoint; nothing to load). Reported by ``/healthz``."""
+    if settings.EMBEDDING_BACKEND != "local":
+        return "remote"
+    if embeddings_provider.cache_info().currsize == 0:
+        return "not_loaded"
+    return "loaded" if getattr(embeddings_provider(), "_model", None) is not None else "not_loaded"

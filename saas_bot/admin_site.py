@@ -7,10 +7,12 @@ when the URL exists.
 """
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.urls import NoReverseMatch, reverse
 
-from tenants.access import current_company, is_platform_staff, memberships_of
+from tenants.access import current_company, is_platform_staff, may_use_admin, memberships_of
 
 # (group name, slug, [(app_label, model_name) ...], [(URL name, link text) ...])
 INDEX_GROUPS = [
@@ -35,10 +37,31 @@ def reverse_or_none(name: str, *args) -> str | None:
         return None
 
 
+class MemberAuthenticationForm(AdminAuthenticationForm):
+    """The admin login: a company member signs in without "Staff status" (``tenants.access.may_use_admin``)."""
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": "Please enter the correct %(username)s and password of a company member or of platform "
+                         "staff. Both fields may be case-sensitive.",
+    }
+
+    def confirm_login_allowed(self, user):
+        if not user.is_active or not may_use_admin(user):
+            raise forms.ValidationError(self.error_messages["invalid_login"], code="invalid_login",
+                                        params={"username": self.username_field.verbose_name})
+
+
 class SaasBotAdminSite(admin.AdminSite):
     site_header = "saas_bot administration"
     site_title = "saas_bot admin"
     index_title = "Your assistant bots"
+    login_form = MemberAuthenticationForm
+    site_url = "/"
+
+    def has_permission(self, request):
+        """Active platform staff and members of an active company (no "Staff status" needed, issue 16)."""
+        return may_use_admin(request.user)
 
     def each_context(self, request):
         context = super().each_context(request)

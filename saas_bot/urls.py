@@ -2,9 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from bots.views import telegram_webhook
+from saas_bot.views import healthz_view, landing_view
 from tenants.views import invitation_accept_view
 
 urlpatterns = [
+    path("", landing_view, name="landing"),
+    path("healthz", healthz_view, name="healthz"),
     # Insight pages (playground, usage, knowledge gaps) live under /admin/ and must come before the admin site.
     path("admin/", include("saas_bot.insights.urls")),
     path("admin/", admin.site.urls),

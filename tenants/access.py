@@ -2,8 +2,10 @@
 
 Platform staff are superusers and members of the ``PLATFORM_STAFF_GROUP`` auth group: they see every
 company. Everyone else sees only the companies they have a Membership in, with that membership's role.
-Company members log into the Django admin too, so they have ``is_staff=True`` (Django's admin login
-requires it); ``is_staff`` alone therefore never means platform staff.
+Company members log into the Django admin too: admin access follows from a membership in an active company
+(``may_use_admin``, used by the admin site's permission check and its login form), so nobody has to tick
+"Staff status" for a member. Invited members still get ``is_staff=True`` (older code and Django's own
+``staff_member_required`` pages expect it); ``is_staff`` alone therefore never means platform staff.
 """
 from __future__ import annotations
 
@@ -69,3 +71,14 @@ def role_in(user, company: Company | int | None) -> str | None:
 def can_edit(user, company: Company | int | None) -> bool:
     """Platform staff, or an owner/admin of ``company`` (viewers read only)."""
     return is_platform_staff(user) or role_in(user, company) in EDITOR_ROLES
+
+
+def may_use_admin(user) -> bool:
+    """True when ``user`` may sign in to the admin: active, and platform staff, a member of an active company,
+    or ``is_staff`` (Django's own rule, kept for accounts made before issue 16). A member needs no ticked
+    "Staff status": membership is the permission."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_staff or is_platform_staff(user):
+        return True
+    return Membership.objects.filter(user=user, company__is_active=True).exists()

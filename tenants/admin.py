@@ -11,7 +11,7 @@ from saas_bot.errors import ServiceError
 from tenants import services
 from tenants.access import current_company, is_platform_staff
 from tenants.admin_scoping import CompanyScopedAdmin, StaffOnlyAdmin
-from tenants.models import Company, Invitation, Membership
+from tenants.models import ROLE_HELP, Company, Invitation, Membership
 
 
 class CompanyForm(forms.ModelForm):
@@ -84,9 +84,15 @@ class CompanyAdmin(StaffOnlyAdmin):
 
 
 class TeamAdmin(CompanyScopedAdmin):
-    """Owners manage the team; admins and viewers see it."""
+    """Owners manage the team; admins and viewers see it. The role field says what each role may do."""
 
     editor_roles = (Membership.Role.OWNER,)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "role" and field is not None:
+            field.help_text = ROLE_HELP
+        return field
 
 
 class MembershipForm(forms.ModelForm):

@@ -45,6 +45,13 @@ class Membership(models.Model):
         return f"{self.user} @ {self.company} ({self.role})"
 
 
+# What each role may do, shown beside the role on the membership and invitation forms (one text, docs/admin.md "Roles").
+ROLE_HELP = ("Owner: everything in the company, including the team (invite, change roles, remove). "
+             "Admin: bots, documents, collections, the playground; sees conversations, usage and the team. "
+             "Viewer: reads everything and exports lists, changes nothing. Every role signs in to the admin; "
+             "no \"Staff status\" is needed.")
+
+
 class Invitation(models.Model):
     """An owner's invitation of a person (by email) to join the company with a role.
 

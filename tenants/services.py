@@ -85,6 +85,55 @@ def invitation_create(*, company: Company, email: str, role: str, invited_by=Non
     return invitation
 
 
+# Length of a generated owner password (``secrets.token_urlsafe`` bytes: 16 bytes = 22 characters, 128 bits).
+OWNER_PASSWORD_BYTES = 16
+
+
+def company_owner_ensure(*, company: Company, email: str, password: str | None = None) -> tuple[Membership, str | None]:
+    """Make ``email`` an owner of ``company`` who can sign in to the admin at once (``company_setup --owner``).
+
+    A new user is created with username = email; without ``password`` a random one is generated (and
+    returned, so the caller shows it once). An existing user (same email, any case) keeps their password
+    unless ``password`` is given, and becomes owner (a lower role is raised). Admin access follows from
+    the membership (``tenants.access.may_use_admin``): ``is_staff`` is left as it is.
+
+    Returns:
+        (the owner Membership, the generated password or None when none was generated).
+
+    Raises:
+        ValidationFailed(code="owner_email_invalid"): not an email address.
+        ValidationFailed(code="owner_password_invalid"): the password fails Django's password validators
+            (AUTH_PASSWORD_VALIDATORS); the message lists why. Nothing is stored then.
+    """
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    email = User.objects.normalize_email(email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationFailed(code="owner_email_invalid", message=f"'{email}' is not an email address.") from None
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(email__iexact=email).order_by("id").first()
+        if user is None:
+            user = User(username=email[:150], email=email)
+        generated = None
+        if password is None and (user.pk is None or not user.has_usable_password()):
+            password = generated = secrets.token_urlsafe(OWNER_PASSWORD_BYTES)
+        if password is not None:
+            try:
+                validate_password(password, user=user)
+            except ValidationError as exc:
+                raise ValidationFailed(code="owner_password_invalid", message=" ".join(exc.messages)) from None
+            user.set_password(password)
+        user.is_active = True
+        user.save()
+        membership, _ = Membership.objects.update_or_create(user=user, company=company,
+                                                            defaults={"role": Membership.Role.OWNER})
+    return membership, generated
+
+
 def invitation_get(*, token: str) -> Invitation:
     """The open invitation for a link's ``token``.
 

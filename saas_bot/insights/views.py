@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
+from billing.money import cost_currency, count_format, money_format
 from billing.selectors import (
     rows_to_csv,
     usage_current,
@@ -168,25 +169,72 @@ def _period_days(current: dict) -> tuple[dt.date, dt.date]:
     return start, max(start, end)
 
 
+# A chart spans at least this many days, so one day of data is a bar among dates, not the whole width.
+CHART_MIN_DAYS = 7
+CHART_HEIGHT_PX = 320
+# Bar width on a date axis, in milliseconds (80 % of a day; plotly's default on one point is a sliver).
+CHART_BAR_WIDTH_MS = 0.8 * 24 * 3600 * 1000
+CHART_EMPTY_TEXT = {
+    "messages": "No messages yet this period. Ask a question in the playground or through the bot to see them here.",
+    "tokens": "No chat-model tokens this period. Extractive answers (no OPENAI_API_KEY set) use none; with a chat "
+              "model, the provider's reported tokens are counted here.",
+}
+
+
+def chart_days(rows: list[dict], start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The days a usage chart shows: from the first to the last day with data, widened to ``CHART_MIN_DAYS``
+    (backwards from the last day, never before the period's ``start``), clipped to the period."""
+    days = [r["day"] for r in rows]
+    first, last = (min(days), max(days)) if days else (start, start)
+    first = max(start, min(first, last - dt.timedelta(days=CHART_MIN_DAYS - 1)))
+    if (last - first).days + 1 < CHART_MIN_DAYS:
+        last = min(end, first + dt.timedelta(days=CHART_MIN_DAYS - 1))
+    return first, last
+
+
 def _charts(company: Company, start: dt.date, end: dt.date) -> list[str]:
-    """Two plotly bar charts (messages, tokens per day; one colour per bot) as HTML fragments."""
+    """Messages and tokens per day (plotly stacked bars, one colour per bot) as HTML fragments.
+
+    The x axis covers the days with data (``chart_days``), one tick per day up to two weeks, with room for
+    the last label; numbers have thousands separators. A metric with no data this period gets a sentence
+    saying so instead of an empty 0-1 axis (the tokens chart in extractive mode)."""
     import plotly.graph_objects as go
+    from django.utils.html import format_html
 
     rows = usage_daily_by_bot(company=company, start=start, end=end)
     charts = []
     for metric, title in (("messages", "Messages per day"), ("tokens", "Tokens per day")):
+        with_data = [r for r in rows if r[metric]]
+        if not with_data:
+            charts.append(format_html('<div id="usage-{}-chart" class="usage-chart-empty"><h3>{}</h3>'
+                                      '<p class="insights-muted">{}</p></div>', metric, title,
+                                      CHART_EMPTY_TEXT[metric]))
+            continue
+        first, last = chart_days(with_data, start, end)
         figure = go.Figure()
-        for bot_id in dict.fromkeys(r["bot_id"] for r in rows):
-            series = [r for r in rows if r["bot_id"] == bot_id]
+        for bot_id in dict.fromkeys(r["bot_id"] for r in with_data):
+            series = [r for r in with_data if r["bot_id"] == bot_id]
             figure.add_trace(go.Bar(x=[r["day"].isoformat() for r in series], y=[r[metric] for r in series],
-                                    name=series[0]["bot"]))
-        figure.update_layout(title=title, barmode="stack", height=320, margin=dict(l=50, r=20, t=50, b=40),
-                             legend_title_text="Bot", showlegend=True,
-                             xaxis=dict(type="date", tickformat="%b %d", range=[
-                                 (start - dt.timedelta(hours=12)).isoformat(), (end + dt.timedelta(hours=12)).isoformat()]),
-                             yaxis=dict(rangemode="tozero"))
+                                    name=series[0]["bot"], width=CHART_BAR_WIDTH_MS,
+                                    hovertemplate="%{x|%b %d}: %{y:,d}<extra>%{fullData.name}</extra>"))
+        span = (last - first).days + 1
+        days_total: dict = {}
+        for r in with_data:
+            days_total[r["day"]] = days_total.get(r["day"], 0) + r[metric]
+        # Whole numbers only: one tick per unit up to 10 (plotly would write 0.2, 0.4... as "0"), else its own steps.
+        y_ticks = dict(tick0=0, dtick=1) if max(days_total.values()) <= 10 else {}
+        figure.update_layout(
+            title=title, barmode="stack", height=CHART_HEIGHT_PX, margin=dict(l=60, r=40, t=50, b=50),
+            # the legend above the plot, not beside it: the plot keeps the card's whole width
+            legend=dict(title_text="Bot", orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
+            showlegend=True, separators=".,",
+            xaxis=dict(type="date", tickformat="%b %d", automargin=True,
+                       dtick=86400000 if span <= 14 else None, ticklabelmode="instant",
+                       range=[(dt.datetime.combine(first, dt.time()) - dt.timedelta(hours=12)).isoformat(),
+                              (dt.datetime.combine(last, dt.time()) + dt.timedelta(hours=12)).isoformat()]),
+            yaxis=dict(rangemode="tozero", tickformat=",d", automargin=True, **y_ticks))
         charts.append(figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"usage-{metric}-chart",
-                                     default_width="100%", default_height="320px",
+                                     default_width="100%", default_height=f"{CHART_HEIGHT_PX}px",
                                      config={"displaylogo": False, "responsive": True}))
     return charts
 
@@ -209,6 +257,8 @@ def usage_dashboard(request: HttpRequest) -> HttpResponse:
             messages.warning(request, f"{company}: {exc.message}")
         else:
             current["limits"] = _limit_rows(current["limits"])
+            current["cost_display"] = money_format(current["cost"], cost_currency(), precise=True)
+            current["credits_display"] = count_format(current["credits"])
             start, end = _period_days(current)
             charts = _charts(company, start, end)
     all_companies = None

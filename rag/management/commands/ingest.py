@@ -4,11 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
-
 from rag.models import Document
 from rag.services import document_add, documents_ingest
 from saas_bot.errors import ConfigurationError, ServiceError
+from saas_bot.progress import StageProgress
 from tenants.selectors import company_get_by_slug
 
 
@@ -34,7 +33,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--company", required=True, help="Company slug.")
         parser.add_argument("paths", nargs="+", help="Files or folders.")
-        parser.add_argument("--quiet", action="store_true", help="No progress bars.")
+        parser.add_argument("--quiet", action="store_true", help="No progress display.")
         parser.add_argument("--reindex", action="store_true",
                             help="Index again files whose content is already indexed (after an upgrade).")
 
@@ -48,7 +47,10 @@ class Command(BaseCommand):
             raise CommandError("No files found.")
         to_index: list[Document] = []
         report: list[tuple[str, str, str]] = []
-        for path in tqdm(files, desc="Reading files", unit="file", disable=quiet):
+        # One display for the three stages: a bar on a terminal, plain lines in a pipe or log (saas_bot.progress).
+        display = StageProgress(enabled=not quiet)
+        for number, path in enumerate(files, start=1):
+            display.update("Reading files", number - 1, len(files), "file")
             try:
                 document, created = document_add(company=tenant, file_name=path.name, data=path.read_bytes(),
                                                  schedule=False)
@@ -59,16 +61,13 @@ class Command(BaseCommand):
                 to_index.append(document)
             else:
                 report.append((path.name, "skipped", f"same content as '{document.file_name}', already indexed"))
-        bars: dict[str, tqdm] = {}
+        display.update("Reading files", len(files), len(files), "file")
 
         def progress(stage: str, done: int, total: int) -> None:
-            if quiet:
-                return
-            bar = bars.get(stage)
-            if bar is None:
-                label = "Extracting" if stage == "extract" else "Embedding chunks"
-                bar = bars[stage] = tqdm(total=total, desc=label, unit="doc" if stage == "extract" else "chunk")
-            bar.update(done - bar.n)
+            if stage == "extract":
+                display.update("Extracting", done, total, "document")
+            else:
+                display.update("Embedding chunks", done, total, "chunk")
 
         try:
             results = documents_ingest(company=tenant, documents=to_index, progress=progress) if to_index else []
@@ -76,8 +75,7 @@ class Command(BaseCommand):
             # The deployment, not the files: said once, the files stay stored and pending.
             raise CommandError(f"{exc.message} [{exc.code}]") from exc
         finally:
-            for bar in bars.values():
-                bar.close()
+            display.close()
         by_id = {d.id: d for d in results}
         for document in to_index:
             d = by_id[document.id]

@@ -3,6 +3,8 @@
 Screenshots of every step: var/screenshots/<test>/ (with SCREENSHOTS_TO_DOCS=1 also docs/images/admin-*.png).
 Outside CI they skip when /usr/bin/chromium is absent; under CI=true they must run.
 """
+import io
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -52,8 +54,8 @@ def test_flow_a_playground_usage_and_knowledge_gaps(bot, browser):
     browser.goto("/admin/usage/")
     # plotly draws an SVG into the chart's div once plotly.js (served by us) has run
     page.locator("#usage-messages-chart .main-svg").first.wait_for()
-    page.locator("#usage-tokens-chart .main-svg").first.wait_for()
     assert page.locator("#usage-messages-chart .trace.bars").count() == 1  # one bot, one trace
+    assert "No chat-model tokens" in page.locator("#usage-tokens-chart").inner_text()  # extractive answers
     assert "Messages this period" in page.locator("#usage-limits").inner_text()
     browser.shot("usage")
 
@@ -71,7 +73,7 @@ def test_staff_see_usage_across_companies(bot, make_company, browser):
     browser.goto("/admin/usage/")
     page.select_option("#id_company", label="Globex")  # the chooser submits itself
     page.wait_for_url("**/admin/usage/?company=*")
-    page.locator("#usage-messages-chart .main-svg").first.wait_for()
+    assert "No messages yet this period" in page.locator("#usage-messages-chart").inner_text()  # nothing drawn
     assert "Globex" in page.locator("#content-main h2").first.inner_text()
     rows = page.locator("#usage-all-companies tbody tr")
     assert rows.count() == 2 and "Acme" in rows.nth(0).inner_text() and "Globex" in rows.nth(1).inner_text()
@@ -81,11 +83,31 @@ def test_staff_see_usage_across_companies(bot, make_company, browser):
     browser.shot("usage-staff")
 
 
-def test_flow_b_connect_a_bot_upload_documents_and_ask(company, telegram, browser):
-    user = _company_admin(company, username="grace")
-    telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
+def test_first_day_owner_from_the_command_line_connects_a_bot_uploads_and_asks(telegram, browser):
+    """A new company's first day (issue 16), as README's first section walks it: ``company_setup --owner`` →
+    the landing page → sign in → connect a bot (emulator) → upload a PDF and a DOCX → ask in the
+    playground → the usage chart."""
+    from django.core.management import call_command
+
+    from tenants.models import Company
+
+    call_command("company_setup", "--slug", "firstday", "--name", "First Day Ltd", "--plan", "starter",
+                 "--owner", "owner@firstday.example", "--password", PASSWORD, stdout=io.StringIO())
+    owner = User.objects.get(email="owner@firstday.example")
+    assert not owner.is_staff  # membership alone opens the admin
+    company = Company.objects.get(slug="firstday")
+    telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="First Day Support")
     page = browser.page
-    browser.login(user.username, PASSWORD)
+
+    browser.goto("/")
+    browser.shot("landing")
+    page.click("text=Sign in to the admin")
+    page.wait_for_url("**/admin/login/**")
+    page.fill("#id_username", "owner@firstday.example")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(lambda url: "/admin/login/" not in url)
+    assert "First Day Ltd" in page.locator("#branding").inner_text()
     browser.shot("index")
 
     browser.goto("/admin/bots/bot/add/")
@@ -111,9 +133,15 @@ def test_flow_b_connect_a_bot_upload_documents_and_ask(company, telegram, browse
     browser.goto(f"/admin/playground/{bot.id}/")
     page.fill("#id_question", "how do I remove a user who left but keep their files?")
     page.click("#playground-form input[type=submit][value=Ask]")
-    page.locator(".playground-source").first.wait_for()
+    source = page.locator(".playground-source").first
+    source.wait_for()
+    assert page.locator(".playground-turn").first.get_attribute("data-status") == "answered"
     browser.shot("playground-after-upload")
 
     browser.goto("/admin/usage/")
     page.locator("#usage-messages-chart .main-svg").first.wait_for()
+    assert page.locator("#usage-messages-chart .trace.bars").count() == 1
+    # extractive answers use no chat-model tokens: the tokens chart says so instead of an empty axis
+    assert "No chat-model tokens" in page.locator("#usage-tokens-chart").inner_text()
+    assert page.locator("#usage-cost").inner_text() == "$0.00"
     browser.shot("usage-after-upload")

@@ -1,0 +1,35 @@
+"""make demo's fixed ports are checked before anything starts; the demo bot is disabled when the demo ends."""
+import socket
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from bots.demo import DEMO_BOT_NAME, DEMO_TOKEN, _disable_demo_bot
+from bots.models import Bot
+
+
+def test_a_port_in_use_or_out_of_range_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(CommandError, match=f"PORT={port}: 127.0.0.1:{port} is in use"):
+            call_command("demo", "--kb", str(tmp_path), "--updates", str(tmp_path), "--port", str(port))
+    with pytest.raises(CommandError, match="TELEGRAM_PORT=70000 is not a port"):
+        call_command("demo", "--kb", str(tmp_path), "--updates", str(tmp_path), "--telegram-port", "70000")
+
+
+@pytest.mark.django_db
+def test_the_demo_bot_is_disabled_and_its_webhook_removed(company, telegram, settings):
+    from bots.services import bot_connect, bot_register_webhook
+
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
+    telegram.add_bot(DEMO_TOKEN, username="acme_support_bot")
+    bot = bot_connect(company=company, token=DEMO_TOKEN, name=DEMO_BOT_NAME, register_webhook=False)
+    bot_register_webhook(bot=bot)
+    assert telegram.webhook(DEMO_TOKEN)["url"].startswith("http://127.0.0.1:9/telegram/webhook/")
+    lines = []
+    _disable_demo_bot(bot, telegram, lines.append)
+    assert Bot.objects.get(pk=bot.pk).status == Bot.Status.DISABLED
+    assert telegram.webhook(DEMO_TOKEN) is None
+    assert "disabled (webhook removed)" in lines[0]
