@@ -44,3 +44,10 @@ def test_each_setting_can_be_set_on_its_own():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.split("\n")[0] == "False ('HTTP_X_SCHEME', 'https') 600 True", out.stderr
+
+
+def test_ssl_redirect_spares_the_health_check(client, settings, db):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/admin/login/").status_code == 301
+    assert client.get("/healthz").status_code != 301
+    assert client.get("/admin/login/", HTTP_X_FORWARDED_PROTO="https").status_code == 301  # no proxy header set
