@@ -375,7 +375,7 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
                 usage_enqueue(idempotency_key=f"{idempotency_key}:llm", kind=UsageEvent.Kind.LLM_TOKENS,
                               quantity=answer.prompt_tokens + answer.completion_tokens,
                               prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
-                              model=answer.model, **common)
+                              model=answer.model, tokens_estimated=answer.tokens_estimated, **common)
     Conversation.objects.filter(id=conversation.id).update(last_message_at=timezone.now())
     return result
 

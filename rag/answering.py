@@ -20,6 +20,7 @@ from rag.extractive import compose_answer
 from rag.language import company_language, detect_language, is_cross_lingual, source_language_note
 from rag.relevance import is_answerable
 from rag.retrieval import RetrievedChunk, chunk_search
+from rag.usage import llm_usage
 from saas_bot.errors import ProviderUnavailable
 from tenants.models import Company
 
@@ -76,6 +77,7 @@ class Answer:
     completion_tokens: int = 0
     model: str = EXTRACTIVE_MODEL
     chunks: list[RetrievedChunk] = field(default_factory=list)
+    tokens_estimated: bool = False  # the provider reported no usage: counted by rag.usage
 
     def sources_as_dicts(self) -> list[dict]:
         """Sources as JSON-ready dicts (document, title, section, page, score)."""
@@ -204,18 +206,21 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
     if not settings.OPENAI_API_KEY:
         result = extractive_chain().invoke({"chunks": chunks, "question": question})
         return Answer(text=result["text"], sources=_sources(result["used"]), refused=False, chunks=chunks)
+    inputs = {"persona": persona or "You are a helpful support assistant.", "context": _context(chunks),
+              "history": _history_block(history), "question": question}
     try:
-        message = llm_chain().invoke({"persona": persona or "You are a helpful support assistant.",
-                                      "context": _context(chunks), "history": _history_block(history),
-                                      "question": question})
+        message = llm_chain().invoke(inputs)
     except Exception as exc:
         raise ProviderUnavailable(code="llm_unavailable", message=f"The chat model failed: {exc}") from exc
-    usage = message.usage_metadata or {}
     text = (message.content if isinstance(message.content, str) else str(message.content)).strip()
     model_name = (message.response_metadata or {}).get("model_name") or settings.LLM_MODEL
-    prompt_tokens, completion_tokens = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    tokens = llm_usage(message=message, model=model_name, prompt_messages=[
+        ("system", SYSTEM_PROMPT.format(**inputs)), ("user", HUMAN_PROMPT.format(**inputs))])
+    prompt_tokens, completion_tokens = tokens.prompt_tokens, tokens.completion_tokens
     if not text or text.strip().rstrip(".") == LLM_NOT_FOUND_MARKER:
         return Answer(text=not_found_text, sources=[], refused=True, prompt_tokens=prompt_tokens,
-                      completion_tokens=completion_tokens, model=model_name, chunks=chunks)
+                      completion_tokens=completion_tokens, model=model_name, chunks=chunks,
+                      tokens_estimated=tokens.estimated)
     return Answer(text=text, sources=_sources(chunks[:3]), refused=False, prompt_tokens=prompt_tokens,
-                  completion_tokens=completion_tokens, model=model_name, chunks=chunks)
+                  completion_tokens=completion_tokens, model=model_name, chunks=chunks,
+                  tokens_estimated=tokens.estimated)

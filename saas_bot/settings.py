@@ -43,6 +43,24 @@ FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default=None) or _generated_s
 )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Production behind https (docs/deployment.md). HTTPS=true turns on every transport-security setting that
+# `manage.py check --deploy` asks for; each can still be set on its own. gunicorn serves plain HTTP, so in
+# production TLS ends at a reverse proxy, which must set (overwrite) X-Forwarded-Proto: that header is
+# how Django knows the request came over https (without it SECURE_SSL_REDIRECT would loop).
+HTTPS = env.bool("HTTPS", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+# A load balancer's health check usually speaks plain HTTP to the web process: /healthz is not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+_proxy_header = env("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto" if HTTPS else "").strip()
+SECURE_PROXY_SSL_HEADER = (("HTTP_" + _proxy_header.upper().replace("-", "_"), "https") if _proxy_header
+                           else None)
+# HSTS: a year (hstspreload.org's minimum), subdomains included; "preload" only marks the header as
+# eligible: submitting the domain to the browsers' list stays the operator's decision.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=HTTPS)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=HTTPS)
 # Public https origin Telegram reaches us on, e.g. https://bots.example.com (no trailing slash).
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="").rstrip("/")
 
