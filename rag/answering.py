@@ -50,6 +50,7 @@ def is_follow_up(question: str) -> bool:
 SYSTEM_PROMPT = (
     "{persona}\n\n"
     "Answer the user's question using only the numbered context passages. Be concise. "
+    "Write the answer in the language of the question, even when the passages are in another language. "
     "If the passages do not contain the answer, reply with exactly " + LLM_NOT_FOUND_MARKER + " and nothing else."
 )
 HUMAN_PROMPT = "Context:\n{context}\n\n{history}Question: {question}"
