@@ -23,7 +23,8 @@ from rag import fetching
 from rag.extraction import require_supported
 from rag.models import Collection, Document
 from rag.retrieval import vector_literal
-from rag.splitting import ChunkDraft, split_sections
+from rag.knowledge_base import knowledge_base_model
+from rag.splitting import ChunkDraft, index_text, split_sections
 from saas_bot.errors import ConfigurationError, NotFound, ServiceError, ValidationFailed
 from saas_bot.tasking import enqueue_on_commit
 from tenants.models import Company
@@ -160,18 +161,8 @@ class _Prepared:
 
 
 def _index_text(title: str, draft: ChunkDraft) -> str:
-    """What is embedded and full-text indexed: the chunk with its document title and section.
-
-    The header gives short chunks their context ("contextual chunk headers"); the
-    title is not repeated when the chunk already starts with it.
-    """
-    parts = []
-    if title and not draft.text.startswith(title):
-        parts.append(title)
-    if draft.section and draft.section != title:
-        parts.append(draft.section)
-    parts.append(draft.text)
-    return "\n".join(parts)
+    """What is embedded and full-text indexed for a chunk (rag.splitting.index_text)."""
+    return index_text(title, draft.section, draft.text)
 
 
 def _mark_failed(document: Document, exc: ServiceError | Exception) -> None:
@@ -324,11 +315,11 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
                                 "(DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS); upload the rest separately.") from exc
                 raise
             upload_chars_left -= sum(len(s.text) for s in extracted.sections)
-            drafts = split_sections(extracted.sections)
-            if not drafts:
-                raise ValidationFailed(code="document_empty", message=f"'{document.file_name}' has no text.")
             title = document.title if document.title and document.title != PurePath(document.file_name).stem \
                 else extracted.title
+            drafts = split_sections(extracted.sections, title=title)
+            if not drafts:
+                raise ValidationFailed(code="document_empty", message=f"'{document.file_name}' has no text.")
             prepared.append(_Prepared(document=document, title=title, drafts=drafts))
         except ServiceError as exc:
             _mark_failed(document, exc)
@@ -339,6 +330,7 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
             progress("extract", number, len(documents))
 
     texts = [_index_text(p.title, d) for p in prepared for d in p.drafts]
+    model = knowledge_base_model(company.id)
     owners = [p for p in prepared for _ in p.drafts]
     last_percent: dict[int, int] = {}
 
@@ -356,7 +348,7 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
                 Document.objects.filter(id=p.document.id).update(progress=percent)
 
     try:
-        vectors = embed_texts(texts, progress=on_embedded) if texts else []
+        vectors = embed_texts(texts, progress=on_embedded, model=model) if texts else []
     except ServiceError:
         raise
     except (ImportError, OSError, ValueError) as exc:
@@ -375,7 +367,7 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
         n = len(p.drafts)
         try:
             _document_write_chunks(company=company, document=p.document, title=p.title, drafts=p.drafts,
-                                   vectors=vectors[offset:offset + n])
+                                   vectors=vectors[offset:offset + n], model=model)
         except Exception as exc:  # a database error on one document must not lose the others
             logger.exception("indexing document %s failed", p.document.id)
             _mark_failed(p.document, exc)
@@ -410,9 +402,14 @@ def _document_remove_chunks(document: Document) -> None:
 
 @transaction.atomic
 def _document_write_chunks(*, company: Company, document: Document, title: str, drafts: list[ChunkDraft],
-                           vectors: list[list[float]]) -> None:
+                           vectors: list[list[float]], model: str | None = None) -> None:
+    from rag.embeddings import embed_texts
+
     # Lock the document row so two ingestions of the same document cannot interleave.
     Document.objects.select_for_update().filter(id=document.id).first()
+    current = knowledge_base_model(company.id, lock=True)
+    if model is not None and current != model:  # the company's model switch changed over meanwhile
+        vectors = embed_texts([_index_text(title, d) for d in drafts], model=current)
     _document_remove_chunks(document)
     config = settings.RAG_TEXT_SEARCH_CONFIG
     with connection.cursor() as cursor:
