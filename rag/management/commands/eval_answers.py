@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from rag.answer_evaluation import answers_evaluate, as_dict, summarise
-from rag.management.commands.eval_retrieval import read_question_set
+from rag.management.commands.eval_retrieval import read_question_set, write_result
 from saas_bot.errors import ServiceError
 from tenants.selectors import company_get_by_slug
 
@@ -49,9 +49,4 @@ class Command(BaseCommand):
                     handle.write(json.dumps(as_dict(result), ensure_ascii=False) + "\n")
         summary = summarise(results)
         summary.update(company=company.slug, qa=str(opts["qa"]))
-        if opts["json"]:
-            self.stdout.write(json.dumps(summary))
-        else:
-            width = max(len(k) for k in summary)
-            for key, value in summary.items():
-                self.stdout.write(f"{key:<{width}}  {value}")
+        write_result(self.stdout, summary, as_json=opts["json"])

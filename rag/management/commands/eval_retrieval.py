@@ -85,12 +85,17 @@ class Command(BaseCommand):
             result = qa_evaluate(company=company, rows=rows, progress=bars)
             bars.close()
             result.update(questions=len(rows), company=company.slug)
-        if opts["json"]:
-            self.stdout.write(json.dumps(result))
-        else:
-            width = max(len(k) for k in result)
-            for key, value in result.items():
-                self.stdout.write(f"{key:<{width}}  {value}")
+        write_result(self.stdout, result, as_json=opts["json"])
+
+
+def write_result(stdout, result: dict, *, as_json: bool) -> None:
+    """An evaluation's figures: one JSON object on one line, or one aligned ``key  value`` line each."""
+    if as_json:
+        stdout.write(json.dumps(result))
+        return
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        stdout.write(f"{key:<{width}}  {value}")
 
 
 def read_question_set(path: Path) -> list[dict]:
