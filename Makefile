@@ -13,7 +13,7 @@ TELEGRAM_PORT ?=
 OWNER ?=
 GUNICORN_CONF := saas_bot/gunicorn_conf.py
 
-.PHONY: install demo test run bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench-first-question bench clean-var
+.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench-first-question bench clean-var
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ bench-ingest: install
 	$(PY) bench/ingest_speed.py
 bench-hostile: install
 	$(PY) bench/hostile_documents.py
+# Attacker and careless-client probes (fuzz, hostile URLs, cross-company, oversized bodies): docs/testing.md
+probe-hostile: install
+	$(PY) bench/hostile_probe.py
 bench-telegram: install
 	$(PY) bench/telegram_delivery.py
 bench-usage: install

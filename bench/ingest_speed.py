@@ -132,7 +132,7 @@ def run_dataset(name: str, files: list[tuple[str, bytes, str | None]]) -> dict:
             extracted = extract(file_name=file_name, data=data)
             doc = by_id.get(document.id)
             use_title = doc.title if doc is not None else (title or extracted.title)
-            texts += [_index_text(use_title, d) for d in split_sections(extracted.sections)]
+            texts += [_index_text(use_title, d) for d in split_sections(extracted.sections, title=use_title)]
         # The local provider memoises vectors per process (LRU by text hash): empty it, or this would
         # time cache hits instead of the model.
         from rag.embeddings import embeddings_provider

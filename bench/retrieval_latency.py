@@ -72,7 +72,7 @@ def build_pool(corpus_dir: Path, real_chunks: int) -> dict:
             body = f"{row.get('title', '')} {row.get('text', '')}".strip()
             title = row.get("title") or str(row["_id"])
             extracted = extract(file_name=f"{row['_id']}.txt", data=body.encode())
-            for draft in split_sections(extracted.sections):
+            for draft in split_sections(extracted.sections, title=title):
                 texts.append(_index_text(title, draft))
                 sections.append(draft.section[:500])
                 tokens.append(draft.token_count)

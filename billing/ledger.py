@@ -33,8 +33,10 @@ ALERT_THRESHOLDS = (80, 100)  # percent of a limit at which the company's admins
 def usage_enqueue(*, company: Company, idempotency_key: str, period_start: dt.datetime, bot_id: int | None = None,
                   end_user_id: int | None = None, kind: str = UsageEvent.Kind.MESSAGE, quantity: int = 1,
                   prompt_tokens: int = 0, completion_tokens: int = 0, model: str = "", channel: str = "telegram",
-                  occurred_at: dt.datetime | None = None) -> bool:
+                  occurred_at: dt.datetime | None = None, tokens_estimated: bool = False) -> bool:
     """Put one usage event in the outbox (in the caller's transaction) and record it after commit.
+
+    ``tokens_estimated``: the token figures were counted by us (``rag.usage``), the provider reported none.
 
     Returns:
         False if an event with this key is already pending or recorded (nothing written).
@@ -43,7 +45,7 @@ def usage_enqueue(*, company: Company, idempotency_key: str, period_start: dt.da
         "company_id": company.id, "period_start": period_start.isoformat(), "bot_id": bot_id,
         "end_user_id": end_user_id, "kind": str(kind), "quantity": quantity, "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens, "model": model[:100], "channel": channel,
-        "occurred_at": (occurred_at or timezone.now()).isoformat(),
+        "occurred_at": (occurred_at or timezone.now()).isoformat(), "tokens_estimated": bool(tokens_estimated),
     }
     if UsageEvent.objects.filter(idempotency_key=idempotency_key).exists():
         return False
@@ -114,13 +116,14 @@ def usage_record(*, idempotency_key: str) -> bool:
             cursor.execute(
                 """
                 INSERT INTO billing_usageevent (idempotency_key, company_id, bot_id, end_user_id, kind, quantity,
-                    prompt_tokens, completion_tokens, model, cost, channel, period_start, occurred_at, created_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                    prompt_tokens, completion_tokens, model, cost, channel, period_start, occurred_at,
+                    tokens_estimated, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
                 ON CONFLICT (idempotency_key) DO NOTHING
                 """,
                 [idempotency_key, p["company_id"], p["bot_id"], p["end_user_id"], p["kind"], p["quantity"],
                  p["prompt_tokens"], p["completion_tokens"], p["model"], cost, p["channel"], p["period_start"],
-                 p["occurred_at"]],
+                 p["occurred_at"], bool(p.get("tokens_estimated", False))],
             )
             created = cursor.rowcount == 1
             if created:

@@ -250,6 +250,9 @@ class UsageEvent(models.Model):
     cost = models.DecimalField(max_digits=14, decimal_places=6, default=0,
                                help_text="From ModelPrice at recording time (0 for unpriced models).")
     channel = models.CharField(max_length=20, default="telegram")
+    tokens_estimated = models.BooleanField(
+        default=False, help_text="The provider reported no token usage; prompt and completion were counted "
+                                 "with tiktoken (rag.usage).")
     period_start = models.DateTimeField()
     occurred_at = models.DateTimeField(default=timezone.now, help_text="When the billable work happened.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,9 +1,7 @@
 """Reads on usage: current period against limits, daily series, top end users, staff report, CSV."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -149,14 +147,11 @@ def _kind(kind: str):
 
 
 def rows_to_csv(rows: list[dict]) -> str:
-    """CSV text (header from the first row's keys) for any list of flat dicts."""
-    if not rows:
-        return ""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    """CSV text (header from the first row's keys) for any list of flat dicts; text cells a spreadsheet
+    would run as a formula are neutralised (``saas_bot.spreadsheets``, OWASP's rule)."""
+    from saas_bot.spreadsheets import rows_to_csv_text
+
+    return rows_to_csv_text(rows)
 
 
 def usage_daily_by_bot(*, company: Company, start: dt.date, end: dt.date) -> list[dict]:

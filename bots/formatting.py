@@ -16,6 +16,23 @@ from dataclasses import dataclass
 from bots.telegram import MESSAGE_MAX_CHARS
 
 
+def utf16_len(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units, the unit of Telegram's 4,096 message limit (Bot API,
+    "sendMessage": "1-4096 characters after entities parsing"; Telegram counts UTF-16 code units, so an
+    emoji outside the BMP counts 2)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _chars_within(text: str, limit: int) -> int:
+    """How many leading characters of ``text`` fit in ``limit`` UTF-16 code units."""
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return index
+    return len(text)
+
+
 @dataclass
 class Part:
     """One Telegram message: HTML text and its plain-text equivalent."""
@@ -31,21 +48,22 @@ class _Block:
 
 
 def _split_plain(text: str, limit: int) -> list[str]:
-    """Split ``text`` into pieces of at most ``limit`` characters at the best boundary available."""
-    if len(text) <= limit:
+    """Split ``text`` into pieces of at most ``limit`` UTF-16 code units at the best boundary available."""
+    if utf16_len(text) <= limit:
         return [text]
     pieces: list[str] = []
     rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
+    while utf16_len(rest) > limit:
+        window = rest[:_chars_within(rest, limit)]
+        limit_chars = len(window)
         cut = -1
         for pattern in (r"\n\s*\n", r"\n", r"(?<=[.!?…])\s", r"\s"):
             matches = [m.end() for m in re.finditer(pattern, window)]
-            if matches and matches[-1] > limit // 3:
+            if matches and matches[-1] > limit_chars // 3:
                 cut = matches[-1]
                 break
         if cut <= 0:
-            cut = limit
+            cut = max(limit_chars, 1)
         pieces.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
     if rest:
@@ -64,7 +82,7 @@ def source_line(number: int, source: dict) -> tuple[str, str]:
 
 
 def format_answer(text: str, sources: list[dict] | None = None, *, limit: int = MESSAGE_MAX_CHARS) -> list[Part]:
-    """Render an answer and its sources as Telegram messages of at most ``limit`` characters each.
+    """Render an answer and its sources as Telegram messages of at most ``limit`` UTF-16 code units each.
 
     Args:
         text: the answer, plain text (anything in it is escaped).
@@ -93,7 +111,7 @@ def format_answer(text: str, sources: list[dict] | None = None, *, limit: int = 
 
     for block in blocks:
         candidate = "\n\n".join([b.html for b in current] + [block.html])
-        if current and len(candidate) > limit:
+        if current and utf16_len(candidate) > limit:
             flush()
         current.append(block)
     flush()
@@ -118,7 +136,7 @@ def format_sources(sources: list[dict] | None, *, limit: int = MESSAGE_MAX_CHARS
     parts: list[Part] = []
     plain, html_lines = ["Sources:"], ["<b>Sources:</b>"]
     for p_line, h_line in lines:
-        if len("\n".join(html_lines + [h_line])) > limit:
+        if utf16_len("\n".join(html_lines + [h_line])) > limit:
             parts.append(Part(html="\n".join(html_lines), plain="\n".join(plain)))
             plain, html_lines = [], []
         plain.append(p_line)

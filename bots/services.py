@@ -378,8 +378,9 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
     Args:
         idempotency_key: e.g. ``tg:<bot id>:<update_id>``; a second call with it returns the first Message.
         started: ``time.monotonic()`` when the question arrived (for latency_ms).
-        meter_on_delivery: the usage events are written by :func:`message_delivered` when the answer has
-            reached the user (Telegram), not here; an answer that never arrives is not billed.
+        meter_on_delivery: the ``message`` usage event is written by :func:`message_delivered` when the answer
+            has reached the user (Telegram), not here; an answer that never arrives is not billed as a message.
+            The ``llm_tokens`` event is always written here (the tokens are spent either way).
 
     Raises:
         ProviderUnavailable: the chat model or embeddings failed transiently (the caller retries;
@@ -424,26 +425,26 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
         if result.created:
             quota_settle(company=company, idempotency_key=idempotency_key,
                          actual_tokens=answer.prompt_tokens + answer.completion_tokens)
+            common = dict(company=company, period_start=reservation.period_start, bot_id=bot.id,
+                          end_user_id=end_user_id, channel=channel)
             if not meter_on_delivery:
-                _usage_enqueue_for(message, idempotency_key=idempotency_key, period_start=reservation.period_start,
-                                   channel=channel)
+                usage_enqueue(idempotency_key=idempotency_key, kind=UsageEvent.Kind.MESSAGE, model=answer.model,
+                              **common)
+            # The model's tokens are spent (and billed by the provider) whether or not the answer is delivered.
+            if answer.prompt_tokens or answer.completion_tokens:
+                usage_enqueue(idempotency_key=f"{idempotency_key}:llm", kind=UsageEvent.Kind.LLM_TOKENS,
+                              quantity=answer.prompt_tokens + answer.completion_tokens,
+                              prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+                              model=answer.model, tokens_estimated=answer.tokens_estimated, **common)
     Conversation.objects.filter(id=conversation.id).update(last_message_at=timezone.now())
     return result
 
 
-def _usage_enqueue_for(message: Message, *, idempotency_key: str, period_start, channel: str,
-                       tokens_only: bool = False) -> None:
-    """The usage events of an answered ``message`` into the outbox (the caller's transaction): one message event
-    (unless ``tokens_only``) and, when the provider reported tokens, one ``<key>:llm`` event."""
-    common = dict(company=message.company, period_start=period_start, bot_id=message.bot_id,
+def _usage_enqueue_message(message: Message, *, idempotency_key: str, period_start, channel: str) -> None:
+    """The ``message`` usage event of a delivered answer into the outbox (the caller's transaction)."""
+    usage_enqueue(idempotency_key=idempotency_key, kind=UsageEvent.Kind.MESSAGE, model=message.model,
+                  company=message.company, period_start=period_start, bot_id=message.bot_id,
                   end_user_id=message.end_user_id, channel=channel)
-    if not tokens_only:
-        usage_enqueue(idempotency_key=idempotency_key, kind=UsageEvent.Kind.MESSAGE, model=message.model, **common)
-    if message.prompt_tokens or message.completion_tokens:
-        usage_enqueue(idempotency_key=f"{idempotency_key}:llm", kind=UsageEvent.Kind.LLM_TOKENS,
-                      quantity=message.prompt_tokens + message.completion_tokens,
-                      prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens,
-                      model=message.model, **common)
 
 
 _METERED = (Message.Status.ANSWERED, Message.Status.NOT_FOUND)
@@ -471,8 +472,8 @@ def message_delivered(*, message: Message, telegram_message_ids: list[int], idem
             delivered_at=timezone.now(), telegram_message_ids=telegram_message_ids)
         if changed and message.status in _METERED:
             period = _reservation_period(message.company_id, idempotency_key, message.created_at)
-            _usage_enqueue_for(message, idempotency_key=idempotency_key, period_start=period,
-                               channel=message.conversation.channel)
+            _usage_enqueue_message(message, idempotency_key=idempotency_key, period_start=period,
+                                   channel=message.conversation.channel)
     return bool(changed)
 
 
@@ -480,7 +481,7 @@ def message_undeliverable(*, message: Message, reason: str, idempotency_key: str
     """The answer can never reach the chat (blocked, kicked, deactivated, chat gone, or given up): not billed.
 
     The message is given back to every quota window it was counted in (company, bot, end user); the tokens the
-    chat model spent on it stay counted and are recorded as an ``llm_tokens`` event (the provider billed them).
+    chat model spent on it stay counted (their ``llm_tokens`` event was recorded with the answer).
     ``delivery_error`` says why (shown in the admin). Once per message.
 
     Returns:
@@ -492,10 +493,7 @@ def message_undeliverable(*, message: Message, reason: str, idempotency_key: str
         changed = Message.objects.filter(id=message.id, delivered_at__isnull=True, delivery_error="").update(
             delivery_error=reason[:300] or "undeliverable")
         if changed and message.status in _METERED:
-            period = _reservation_period(message.company_id, idempotency_key, message.created_at)
             quota_release_undelivered(company=message.company, idempotency_key=idempotency_key)
-            _usage_enqueue_for(message, idempotency_key=idempotency_key, period_start=period,
-                               channel=message.conversation.channel, tokens_only=True)
     return bool(changed)
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -80,6 +81,23 @@ class Undeliverable(Exception):
         self.status = status
 
 
+# In json.dumps' ASCII output: an escaped backslash (kept), a surrogate pair (kept), or what jsonb refuses:
+# U+0000 and a lone surrogate (replaced by U+FFFD). Escaped backslashes are matched first, so "\\\\ud800"
+# (a backslash, then the letters "ud800") is left as it is.
+_JSONB_REFUSED = re.compile(r"(\\\\)|(\\ud[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2})|\\u(?:0000|d[89a-f][0-9a-f]{2})")
+
+
+def payload_json(payload: dict) -> str:
+    """The update as JSON text PostgreSQL's jsonb accepts (RFC 8259 text, ASCII).
+
+    jsonb refuses U+0000 and unpaired UTF-16 surrogates (``"\\ud800"``; Telegram clients produce them when
+    a text is cut inside an emoji); both become U+FFFD, so the update is stored and acknowledged instead of
+    failing the INSERT (a 500 Telegram would resend for a day). Everything else is kept as it is.
+    """
+    text = json.dumps(payload, ensure_ascii=True)
+    return _JSONB_REFUSED.sub(lambda m: m.group(1) or m.group(2) or "\\ufffd", text)
+
+
 def update_receive(*, bot_id: int, company_id: int, payload: dict) -> bool:
     """Store a webhook update in the inbox; enqueue its processing on commit.
 
@@ -103,8 +121,7 @@ def update_receive(*, bot_id: int, company_id: int, payload: dict) -> bool:
             ON CONFLICT (bot_id, update_id) DO NOTHING
             RETURNING id
             """,
-            # jsonb cannot hold U+0000; it is replaced so the update is still stored.
-            [company_id, bot_id, payload["update_id"], json.dumps(payload).replace("\\u0000", "\\ufffd")],
+            [company_id, bot_id, payload["update_id"], payload_json(payload)],
         )
         row = cursor.fetchone()
     if row:
@@ -327,6 +344,8 @@ def _route(*, bot: Bot, update: TelegramUpdate, parsed: Update, started: float,
            slot_at: float | None = None) -> str:
     if parsed.my_chat_member is not None:
         member = parsed.my_chat_member
+        if member.chat is None or member.new_chat_member is None:
+            return TelegramUpdate.Status.IGNORED  # a malformed update: nothing to record about a chat
         chat = chat_upsert(bot=bot, chat_id=member.chat.id, type=member.chat.type,
                            title=member.chat.title or member.chat.full_name or "", username=member.chat.username or "",
                            is_forum=bool(member.chat.is_forum))

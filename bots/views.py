@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import time
 
 from django.conf import settings
@@ -25,6 +26,18 @@ _BIGINT_MAX = 2**63 - 1
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_float(literal: str) -> float | str:
+    """A JSON number with a fraction or exponent; one a double cannot hold (``1e999``) is kept as its literal
+    text, since PostgreSQL's jsonb has no infinity and the update must still be stored."""
+    value = float(literal)
+    return value if math.isfinite(value) else literal
+
+
+def _parse_int(literal: str) -> int | str:
+    """A JSON integer; one longer than Python converts (4,300 digits, ``sys.int_info``) is kept as text."""
+    return int(literal) if len(literal) <= 4000 else literal
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -81,7 +94,8 @@ def telegram_webhook(request: HttpRequest, public_id: str) -> HttpResponse:
     if len(body) > limit:
         return _error(413, "update_too_large", f"Updates are limited to {limit} bytes.")
     try:
-        payload = json.loads(body, parse_constant=_reject_constant)
+        payload = json.loads(body, parse_constant=_reject_constant, parse_float=_parse_float,
+                             parse_int=_parse_int)
     except (ValueError, RecursionError):
         return _error(400, "update_invalid", "The body is not JSON.")
     update_id = payload.get("update_id") if isinstance(payload, dict) else None

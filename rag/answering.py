@@ -16,8 +16,11 @@ from django.conf import settings
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 
+from rag.extractive import compose_answer
+from rag.language import company_language, detect_language, is_cross_lingual, source_language_note
 from rag.relevance import is_answerable
 from rag.retrieval import RetrievedChunk, chunk_search
+from rag.usage import llm_usage
 from saas_bot.errors import ProviderUnavailable
 from tenants.models import Company
 
@@ -47,6 +50,7 @@ def is_follow_up(question: str) -> bool:
 SYSTEM_PROMPT = (
     "{persona}\n\n"
     "Answer the user's question using only the numbered context passages. Be concise. "
+    "Write the answer in the language of the question, even when the passages are in another language. "
     "If the passages do not contain the answer, reply with exactly " + LLM_NOT_FOUND_MARKER + " and nothing else."
 )
 HUMAN_PROMPT = "Context:\n{context}\n\n{history}Question: {question}"
@@ -74,6 +78,7 @@ class Answer:
     completion_tokens: int = 0
     model: str = EXTRACTIVE_MODEL
     chunks: list[RetrievedChunk] = field(default_factory=list)
+    tokens_estimated: bool = False  # the provider reported no usage: counted by rag.usage
 
     def sources_as_dicts(self) -> list[dict]:
         """Sources as JSON-ready dicts (document, title, section, page, score)."""
@@ -100,32 +105,48 @@ def _context(chunks: list[RetrievedChunk]) -> str:
     return "\n\n".join(blocks)
 
 
-def _trim(text: str, limit: int = 900) -> str:
-    """At most ``limit`` characters, cut at a sentence end when there is one."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("? "), cut.rfind("! "))
-    return (cut[: end + 1] if end > limit // 2 else cut.rstrip()) + " …"
+def _question_terms(chunks: list[RetrievedChunk]) -> dict[str, float]:
+    """The question's lexemes as the retriever saw them (typos corrected), weight 1 each."""
+    extra = chunks[0].extra or {}
+    terms = {t: 1.0 for t in extra.get("query_terms") or []}
+    for original, corrected in (extra.get("corrected_terms") or {}).items():
+        terms.pop(original, None)
+        terms[corrected] = 1.0
+    return terms
+
+
+def _chunks_by_id(ids: list[int]) -> dict[int, RetrievedChunk]:
+    """Chunks that retrieval did not return but an answer quotes, as RetrievedChunks with score 0."""
+    from rag.models import Chunk
+
+    rows = Chunk.objects.filter(id__in=ids).select_related("document")
+    return {c.id: RetrievedChunk(chunk_id=c.id, document_id=c.document_id, document_title=c.document.title,
+                                 file_name=c.document.file_name, section=c.section, page=c.page, text=c.text,
+                                 score=0.0, dense_similarity=0.0, bm25=0.0) for c in rows}
 
 
 def extractive_chain() -> Runnable:
-    """A Runnable: {"chunks": [...]} -> {"text", "used"}: the best passage, plus the runner-up when
-    it scores within 15 % of the best and comes from the same document (a split section)."""
+    """A Runnable: {"chunks": [...], "question": str} -> {"text", "used"}.
+
+    The text is the passage of the best chunk's section that answers the question (rag/extractive.py:
+    whole sentences and lines, steps kept with their lead-in, the splitter's overlap written once,
+    at most ``RAG_ANSWER_MAX_CHARS`` characters). When the question is in another language than the
+    passage, a line in the question's language says the source is in English (rag/language.py).
+    """
 
     def run(inputs: dict) -> dict:
         chunks: list[RetrievedChunk] = inputs["chunks"]
-        best = chunks[0]
-        used = [best]
-        for other in chunks[1:3]:
-            # Only the rest of the same section (a section split into several chunks).
-            if (other.document_id, other.section, other.page) == (best.document_id, best.section, best.page) \
-                    and other.score >= 0.85 * best.score:
-                used.append(other)
-        used.sort(key=lambda c: (c.document_id, c.page or 0))
-        passages = "\n\n".join(_trim(c.text) for c in used)
-        text = re.sub(r"\n{3,}", "\n\n", passages).strip()
-        return {"text": text, "used": used}
+        passage = compose_answer(chunks, question_terms=_question_terms(chunks))
+        text = passage.text
+        note = source_language_note(detect_language(inputs.get("question", "")), detect_language(text[:600]))
+        if note:
+            text = f"{note}\n\n{text}"
+        by_id = {c.chunk_id: c for c in chunks}
+        missing = [i for i in passage.chunk_ids if i not in by_id]
+        if missing:  # a section read because the passage announced it: cite it too
+            by_id.update(_chunks_by_id(missing))
+        return {"text": re.sub(r"\n{3,}", "\n\n", text).strip(),
+                "used": [by_id[i] for i in passage.chunk_ids if i in by_id]}
 
     return RunnableLambda(run, name="extractive_answer")
 
@@ -166,7 +187,9 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
     Raises:
         ProviderUnavailable(code="llm_unavailable"): the chat model failed after its retries.
     """
-    chunks = chunk_search(company=company, query=question, k=k, document_ids=document_ids)
+    cross_lingual = is_cross_lingual(detect_language(question), company_language(company.id))
+    chunks = chunk_search(company=company, query=question, k=k, document_ids=document_ids,
+                          cross_lingual=cross_lingual)
     answerable = is_answerable(question=question, results=chunks)
     if not answerable and history and is_follow_up(question):
         # A short follow-up ("and on the free plan?") that finds nothing on its own is searched
@@ -174,7 +197,7 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
         # the question alone already pointed at, so a new, unrelated question is never answered
         # with the previous topic.
         follow_up = chunk_search(company=company, query=f"{history[-1][0]}\n{question}", k=k,
-                                 document_ids=document_ids)
+                                 document_ids=document_ids, cross_lingual=cross_lingual)
         own_documents = {c.document_id for c in chunks}
         if follow_up and follow_up[0].document_id in own_documents and \
                 is_answerable(question=question, results=follow_up):
@@ -182,20 +205,23 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
     if not answerable:
         return Answer(text=not_found_text, sources=[], refused=True, chunks=chunks)
     if not settings.OPENAI_API_KEY:
-        result = extractive_chain().invoke({"chunks": chunks})
+        result = extractive_chain().invoke({"chunks": chunks, "question": question})
         return Answer(text=result["text"], sources=_sources(result["used"]), refused=False, chunks=chunks)
+    inputs = {"persona": persona or "You are a helpful support assistant.", "context": _context(chunks),
+              "history": _history_block(history), "question": question}
     try:
-        message = llm_chain().invoke({"persona": persona or "You are a helpful support assistant.",
-                                      "context": _context(chunks), "history": _history_block(history),
-                                      "question": question})
+        message = llm_chain().invoke(inputs)
     except Exception as exc:
         raise ProviderUnavailable(code="llm_unavailable", message=f"The chat model failed: {exc}") from exc
-    usage = message.usage_metadata or {}
     text = (message.content if isinstance(message.content, str) else str(message.content)).strip()
     model_name = (message.response_metadata or {}).get("model_name") or settings.LLM_MODEL
-    prompt_tokens, completion_tokens = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    tokens = llm_usage(message=message, model=model_name, prompt_messages=[
+        ("system", SYSTEM_PROMPT.format(**inputs)), ("user", HUMAN_PROMPT.format(**inputs))])
+    prompt_tokens, completion_tokens = tokens.prompt_tokens, tokens.completion_tokens
     if not text or text.strip().rstrip(".") == LLM_NOT_FOUND_MARKER:
         return Answer(text=not_found_text, sources=[], refused=True, prompt_tokens=prompt_tokens,
-                      completion_tokens=completion_tokens, model=model_name, chunks=chunks)
+                      completion_tokens=completion_tokens, model=model_name, chunks=chunks,
+                      tokens_estimated=tokens.estimated)
     return Answer(text=text, sources=_sources(chunks[:3]), refused=False, prompt_tokens=prompt_tokens,
-                  completion_tokens=completion_tokens, model=model_name, chunks=chunks)
+                  completion_tokens=completion_tokens, model=model_name, chunks=chunks,
+                  tokens_estimated=tokens.estimated)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rag.embeddings import embed_texts
+from rag.embeddings import embed_queries
 from rag.relevance import is_answerable
 from rag.retrieval import chunk_search
 from tenants.models import Company
@@ -125,7 +125,9 @@ def beir_evaluate(*, company: Company, queries: dict[str, str], qrels: dict[str,
     progress = progress or Progress()
     ids = [q for q in qrels if q in queries]
     started = time.perf_counter()
-    vectors = embed_texts([queries[q] for q in ids])
+    from rag.knowledge_base import knowledge_base_model
+
+    vectors = embed_queries([queries[q] for q in ids], knowledge_base_model(company.id))
     embed_ms = (time.perf_counter() - started) * 1000 / max(len(ids), 1)
     scores = {"ndcg@10": [], "recall@10": [], "recall@100": [], "mrr@10": []}
     latencies = []

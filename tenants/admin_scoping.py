@@ -20,7 +20,7 @@ from the member's current company, never from the form).
 """
 from __future__ import annotations
 
-import csv
+from decimal import Decimal
 
 from django.contrib import admin
 from django.contrib.admin import RelatedOnlyFieldListFilter
@@ -30,6 +30,7 @@ from django.http import Http404, HttpResponse
 from django.utils.html import strip_tags
 from django.utils.text import capfirst
 
+from saas_bot.spreadsheets import SafeWriter
 from tenants.access import current_company, is_platform_staff, role_in
 from tenants.models import Company, Membership
 
@@ -214,11 +215,12 @@ class CompanyScopedAdmin(_ScopingMixin, admin.ModelAdmin):
         columns = [c for c in self.get_list_display(request) if c != "action_checkbox"]
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{self.model._meta.model_name}.csv"'
-        writer = csv.writer(response)
+        writer = SafeWriter(response)  # end users' text never becomes a formula (OWASP CSV injection)
         writer.writerow([capfirst(str(label_for_field(c, self.model, self))) for c in columns])
         for obj in queryset:
             values = (lookup_field(c, obj, self)[2] for c in columns)
-            writer.writerow(["" if value is None else strip_tags(str(value)) for value in values])
+            writer.writerow([value if value is None or isinstance(value, (int, float, Decimal))
+                             else strip_tags(str(value)) for value in values])
         return response
 
 

@@ -130,23 +130,29 @@ def test_small_company_beside_a_large_one_gets_its_own_best_k_through_hnsw(make_
     assert len(dense) == 20 and dense[0][0] == large_ids[1234] and {cid for cid, _ in dense} <= set(large_ids)
 
 
-def _result(best_cosine: float, dense_z: float | None, chunks: int) -> list[RetrievedChunk]:
-    extra = {"best_cosine": best_cosine, "dense_z": dense_z, "corpus_chunks": chunks}
+def _result(best_cosine: float, dense_z: float | None, chunks: int, *, terms: int = 3, matched: int = 3,
+            unknown: int = 0) -> list[RetrievedChunk]:
+    extra = {"best_cosine": best_cosine, "dense_z": dense_z, "corpus_chunks": chunks,
+             "query_terms": [f"t{i}" for i in range(terms)], "unknown_terms": [f"t{i}" for i in range(unknown)],
+             "corrected_terms": {}, "embedding_model": "all-MiniLM-L6-v2"}
     return [RetrievedChunk(chunk_id=1, document_id=1, document_title="t", file_name="f.md", section="", page=None,
-                           text="x", score=1.0, dense_similarity=best_cosine, bm25=0.0, extra=extra)]
+                           text="x", score=1.0, dense_similarity=best_cosine, bm25=0.0, matched_terms=matched,
+                           extra=extra)]
 
 
 def test_gate_rules(settings):
-    settings.RAG_ANSWERABLE_SIMILARITY, settings.RAG_ANSWERABLE_MIN_SIMILARITY = 0.65, 0.40
-    settings.RAG_ANSWERABLE_MIN_PEAK = -0.8
+    settings.RAG_ANSWERABLE_MIN_SIMILARITY = 0.40
     assert not is_answerable(question="q", results=[])
-    assert is_answerable(question="q", results=_result(0.70, 0.5, 400))       # very similar: answer
     assert not is_answerable(question="q", results=_result(0.35, 9.0, 400))   # below the floor: refuse
-    # 400 chunks: sqrt(2 ln 400) = 3.46; the best chunk must stand above 3.46 - 0.8 = 2.66 sigmas.
-    assert is_answerable(question="q", results=_result(0.50, 2.8, 400))
-    assert not is_answerable(question="q", results=_result(0.50, 2.5, 400))
-    # The same z in a 60-chunk corpus (expected maximum 2.86) is a clear peak.
-    assert is_answerable(question="q", results=_result(0.50, 2.5, 60))
+    assert is_answerable(question="q", results=_result(0.75, 4.0, 400))       # close and standing out: answer
+    # The same search, but the question's words are not in any document ("refund policy"): refuse.
+    assert not is_answerable(question="q", results=_result(0.55, 1.0, 400, matched=1, unknown=2))
+    assert is_answerable(question="q", results=_result(0.55, 1.0, 400, matched=3, unknown=0))
+    # The threshold can be overridden: 0 answers everything above the floor, 1 nothing.
+    settings.RAG_ANSWERABLE_THRESHOLD = 0.0
+    assert is_answerable(question="q", results=_result(0.45, -3.0, 400, matched=0, unknown=3))
+    settings.RAG_ANSWERABLE_THRESHOLD = 1.0
+    assert not is_answerable(question="q", results=_result(0.95, 9.0, 400))
 
 
 @pytest.mark.slow

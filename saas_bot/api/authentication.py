@@ -33,8 +33,18 @@ class ApiKeyUser:
         return f"API key {self.api_key.prefix}"
 
 
+def _bearer_key(request) -> str | None:
+    """The key of ``Authorization: Bearer <key>`` (RFC 6750's scheme, which most HTTP clients and SDKs
+    send for a token); the scheme name is case-insensitive (RFC 9110 11.1)."""
+    scheme, _, rest = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return rest.strip() or None
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Reads ``Authorization: Api-Key <prefix>.<secret>`` (djangorestframework-api-key's KeyParser).
+    """Reads ``Authorization: Api-Key <prefix>.<secret>`` (djangorestframework-api-key's KeyParser) or
+    ``Authorization: Bearer <prefix>.<secret>``.
 
     ``request.auth`` becomes the ApiKey (its ``company`` scopes everything). A missing header leaves
     the request to the next authenticator (session); an unknown, revoked or expired key is a 401.
@@ -43,7 +53,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Api-Key"
 
     def authenticate(self, request):
-        key = KeyParser().get(request._request)
+        key = KeyParser().get(request._request) or _bearer_key(request._request)
         if not key:
             return None
         if len(key) > 200 or not all(" " < ch <= "~" for ch in key):  # issued keys are short, printable ASCII

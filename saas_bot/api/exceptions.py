@@ -25,6 +25,14 @@ STATUS_BY_CODE = {
     "document_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
 }
 
+class RequestTooLarge(drf.APIException):
+    """A request body declared larger than the endpoint accepts: refused before any of it is read."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+    default_detail = "The request body is too large."
+
+
 # DRF exception class -> (our code, default message). Order matters: subclasses first.
 DRF_CODES: list[tuple[type[drf.APIException], str]] = [
     (drf.ValidationError, "validation_failed"),
@@ -37,7 +45,14 @@ DRF_CODES: list[tuple[type[drf.APIException], str]] = [
     (drf.UnsupportedMediaType, "unsupported_media_type"),
     (drf.Throttled, "throttled"),
     (drf.ParseError, "parse_error"),
+    (RequestTooLarge, "request_too_large"),
 ]
+
+
+_SUSPICIOUS_MESSAGES = {
+    "TooManyFieldsSent": "The request has too many form fields.",
+    "TooManyFilesSent": "The request has too many files.",
+}
 
 
 def error_body(code: str, message: str, detail=None) -> dict:
@@ -57,11 +72,14 @@ def api_exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         code = STATUS_BY_CODE.get(exc.code, exc.status)
         return Response(error_body(exc.code, exc.message, exc.detail), status=code)
+    # Django's own messages name its settings ("...exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE"):
+    # a client is told what is wrong in its request, never how the server is configured.
     if isinstance(exc, RequestDataTooBig):
-        return Response(error_body("request_too_large", str(exc) or "The request body is too large."),
+        return Response(error_body("request_too_large", "The request body is too large."),
                         status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, SuspiciousOperation):
-        return Response(error_body("bad_request", str(exc) or "The request is malformed."),
+        return Response(error_body("bad_request", _SUSPICIOUS_MESSAGES.get(type(exc).__name__,
+                                                                          "The request is malformed.")),
                         status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = drf.NotFound()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -23,6 +24,53 @@ class ErrorSerializer(serializers.Serializer):
     """Every error: ``{"error": {"code", "message", "detail"}}``."""
 
     error = ErrorDetailSerializer()
+
+
+class StrictTypes:
+    """Request serializers: a JSON value of the wrong type is a 400 naming the field, not coerced.
+
+    DRF turns ``{"question": 42}`` into "42" and ``{"conversation_id": true}`` into 1; a client that sends
+    a number for a text field has a bug it should hear about. Text fields take strings; integer and id
+    fields take integers (or strings of digits: query parameters and multipart forms only carry strings);
+    booleans are never numbers. ``null`` stays with the field's own ``allow_null``.
+    """
+
+    def to_internal_value(self, data):
+        from collections.abc import Mapping
+
+        errors = {}
+        if isinstance(data, Mapping):
+            for name, field in self.fields.items():
+                if field.read_only or name not in data:
+                    continue
+                value = data[name]
+                problem = _type_problem(field, value)
+                if problem:
+                    errors[name] = [problem]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+def _is_integer_like(value) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value) is not None)
+
+
+def _type_problem(field, value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(field, serializers.CharField) and not isinstance(value, str):
+        return "Must be a string."
+    if isinstance(field, (serializers.IntegerField, serializers.PrimaryKeyRelatedField)) \
+            and not _is_integer_like(value):
+        return "Must be an integer."
+    if isinstance(field, serializers.ManyRelatedField):
+        if not isinstance(value, list) or not all(_is_integer_like(item) for item in value):
+            return "Must be a list of integer ids."
+    if isinstance(field, serializers.ChoiceField) and not isinstance(value, str):
+        return "Must be a string."
+    return None
 
 
 # --- bots ---------------------------------------------------------------------------------
@@ -53,7 +101,7 @@ class BotSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BotSettingsSerializer(serializers.ModelSerializer):
+class BotSettingsSerializer(StrictTypes, serializers.ModelSerializer):
     """Settings a caller may change. ``status`` active/disabled enables or disables the bot; ``token``
     replaces the token (same Telegram bot, after @BotFather /revoke)."""
 
@@ -88,7 +136,7 @@ class WebhookInfoSerializer(serializers.Serializer):
 
 
 # --- ask ----------------------------------------------------------------------------------
-class AskRequestSerializer(serializers.Serializer):
+class AskRequestSerializer(StrictTypes, serializers.Serializer):
     question = serializers.CharField(allow_blank=True, trim_whitespace=False,
                                      help_text=f"1-{QUESTION_MAX_CHARS} characters (after trimming).")
     conversation_id = serializers.IntegerField(required=False, allow_null=True, min_value=1,
@@ -141,7 +189,7 @@ class DocumentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DocumentUploadSerializer(serializers.Serializer):
+class DocumentUploadSerializer(StrictTypes, serializers.Serializer):
     """multipart/form-data: one or more ``files``, an optional ``collection`` id."""
 
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), min_length=1)
@@ -157,7 +205,7 @@ class DocumentUploadSerializer(serializers.Serializer):
         return files
 
 
-class DocumentCreateSerializer(serializers.Serializer):
+class DocumentCreateSerializer(StrictTypes, serializers.Serializer):
     """JSON: ``{"url"}`` (fetched) or ``{"title", "text"}`` (pasted), with an optional ``collection`` id."""
 
     url = serializers.CharField(required=False, max_length=2000)
@@ -234,7 +282,7 @@ class UsageCurrentSerializer(serializers.Serializer):
 DAY_MIN, DAY_MAX = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
 
 
-class UsageDailyQuerySerializer(serializers.Serializer):
+class UsageDailyQuerySerializer(StrictTypes, serializers.Serializer):
     start = serializers.DateField(required=False, help_text="First UTC day (default: the period's first day).")
     end = serializers.DateField(required=False, help_text="Last UTC day, inclusive (default: today).")
     bot = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)

@@ -29,7 +29,7 @@ from rag import services as document_services
 from rag.models import Collection, Document
 from saas_bot.api import serializers as s
 from saas_bot.api.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, CompanyMember, request_company
-from saas_bot.api.exceptions import error_body
+from saas_bot.api.exceptions import RequestTooLarge, error_body
 from saas_bot.api.filters import ConversationFilter, DocumentFilter, MessageFilter, UsageEventFilter
 from saas_bot.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from saas_bot.api.idempotency import idempotent
@@ -93,6 +93,28 @@ class CompanyViewSet(viewsets.GenericViewSet):
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "company": self.company}
+
+    def max_body_bytes(self) -> int:
+        """The largest request body this action accepts (bytes): Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+        (2.5 MiB) unless a view allows more (uploads: ``API_UPLOAD_MAX_BYTES``)."""
+        return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2_621_440
+
+    def initial(self, request, *args, **kwargs):
+        """Refuse a body declared larger than ``max_body_bytes()`` before authentication, the
+        Idempotency-Key fingerprint or any parser reads it: 413 ``request_too_large``.
+
+        The declared length bounds every read: Django reads a request body through a stream limited to
+        ``Content-Length`` (a body without one, e.g. chunked, reads as empty), so nothing past the limit is
+        ever read, with or without ``Idempotency-Key``.
+        """
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0  # Django reads such a body as empty too
+        limit = self.max_body_bytes()
+        if declared > limit:
+            raise RequestTooLarge(f"The request body is {declared} bytes; this endpoint accepts at most {limit}.")
+        super().initial(request, *args, **kwargs)
 
 
 @extend_schema_view(
@@ -259,11 +281,6 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyV
                                  value={"url": "https://example.com/help/refunds.html"})])
     @idempotent
     def create(self, request, *args, **kwargs):
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.API_UPLOAD_MAX_BYTES:
-            return Response(error_body("request_too_large",
-                                       f"The request is {length} bytes; at most {settings.API_UPLOAD_MAX_BYTES}."),
-                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         context = self.get_serializer_context()
         if request.content_type.startswith("application/json"):
             serializer = s.DocumentCreateSerializer(data=request.data, context=context)
@@ -303,6 +320,10 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyV
                             status=STATUS_BY_CODE.get(first_error.code, first_error.status))
         created_any = any(r["outcome"] == "created" for r in results)
         return Response({"results": results}, status=status.HTTP_201_CREATED if created_any else status.HTTP_200_OK)
+
+    def max_body_bytes(self) -> int:
+        """Uploads (``POST /documents``) may be up to ``API_UPLOAD_MAX_BYTES``."""
+        return settings.API_UPLOAD_MAX_BYTES if self.action == "create" else super().max_body_bytes()
 
     def _upload_job(self, upload, collection):
         def run():

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bots.models import Bot, Chat, Conversation, Message, TelegramUser
-from rag.models import Collection, Document
+from rag.models import Collection, Document, KnowledgeBase
 from saas_bot.api.models import ApiKey
 from saas_bot.crypto import encrypt_secret
 from tenants.access import PLATFORM_STAFF_GROUP
@@ -57,6 +57,7 @@ FACTORIES = {
     Document: lambda c: Document.objects.create(company=c, title=f"{c.slug} doc", file_name="a.md",
                                                 checksum=uuid.uuid4().hex, size_bytes=10),
     Collection: lambda c: Collection.objects.create(company=c, name=f"{c.slug} collection {next(_seq)}"),
+    KnowledgeBase: lambda c: KnowledgeBase.objects.get(company=c),  # created with the company
     Membership: lambda c: Membership.objects.create(company=c, user=_user(f"m{next(_seq)}@{c.slug}.test"),
                                                     role=Membership.Role.VIEWER),
     Invitation: lambda c: Invitation.objects.create(company=c, email=f"i{next(_seq)}@{c.slug}.test",

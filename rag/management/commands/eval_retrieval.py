@@ -41,6 +41,8 @@ class Command(BaseCommand):
         parser.add_argument("--split", default="train", choices=["train", "test", "dev"])
         parser.add_argument("--k", type=int, default=10)
         parser.add_argument("--keep", action="store_true", help="Keep the throwaway BEIR company.")
+        parser.add_argument("--embedding-model", help="The throwaway BEIR company's embedding model "
+                                                      "(default: EMBEDDING_DEFAULT_MODEL).")
         parser.add_argument("--qa", help="Question set (JSONL: question, expected, [section]).")
         parser.add_argument("--company", help="Company slug for --qa.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object on the last line.")
@@ -57,10 +59,17 @@ class Command(BaseCommand):
                 raise CommandError(f"Not a BEIR folder: {exc}") from exc
             company = company_create(name=f"BEIR {directory.name}", slug=throwaway_slug())
             try:
+                if opts["embedding_model"]:
+                    from rag.knowledge_base import knowledge_base_model_set
+
+                    knowledge_base_model_set(company=company, model=opts["embedding_model"], background=False)
                 doc_ids = beir_ingest(company=company, corpus=corpus, progress=bars)
                 result = beir_evaluate(company=company, queries=queries, qrels=qrels, doc_ids=doc_ids,
                                        k=opts["k"], progress=bars)
-                result.update(dataset=directory.name, split=opts["split"], documents=len(corpus))
+                from rag.knowledge_base import knowledge_base_model
+
+                result.update(dataset=directory.name, split=opts["split"], documents=len(corpus),
+                              embedding_model=knowledge_base_model(company.id))
             finally:
                 bars.close()
                 if not opts["keep"]:
@@ -76,12 +85,17 @@ class Command(BaseCommand):
             result = qa_evaluate(company=company, rows=rows, progress=bars)
             bars.close()
             result.update(questions=len(rows), company=company.slug)
-        if opts["json"]:
-            self.stdout.write(json.dumps(result))
-        else:
-            width = max(len(k) for k in result)
-            for key, value in result.items():
-                self.stdout.write(f"{key:<{width}}  {value}")
+        write_result(self.stdout, result, as_json=opts["json"])
+
+
+def write_result(stdout, result: dict, *, as_json: bool) -> None:
+    """An evaluation's figures: one JSON object on one line, or one aligned ``key  value`` line each."""
+    if as_json:
+        stdout.write(json.dumps(result))
+        return
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        stdout.write(f"{key:<{width}}  {value}")
 
 
 def read_question_set(path: Path) -> list[dict]:
