@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0002_enduserdailycounter_limitalert_limitnotice_and_more'),
+        ('billing', '0003_usageevent_tokens_estimated'),
     ]
 
     operations = [
