@@ -168,6 +168,8 @@ class QuotaReservation(models.Model):
     day = models.DateTimeField(null=True, blank=True)
     tokens_reserved = models.IntegerField(default=0)
     settled = models.BooleanField(default=False)
+    released = models.BooleanField(default=False, help_text="The answer was never delivered: its message was "
+                                                            "given back (tokens stay counted).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CompanyQuerySet.as_manager()

@@ -163,6 +163,35 @@ def quota_release_message(*, company: Company, idempotency_key: str) -> bool:
     return True
 
 
+@transaction.atomic
+def quota_release_undelivered(*, company: Company, idempotency_key: str) -> bool:
+    """Give back the message of an answer that was computed but never delivered (docs/billing.md).
+
+    Only the message count is given back, in the company, bot and end-user windows; the tokens the answer
+    used stay counted (the provider billed them). The reservation is kept, marked settled, so a redelivery
+    reserves nothing again. A message whose usage event exists (it was delivered) is never released.
+
+    Returns:
+        Whether a message was given back.
+    """
+    from billing.models import PendingUsage, UsageEvent
+
+    reservation = QuotaReservation.objects.select_for_update().filter(idempotency_key=idempotency_key).first()
+    if reservation is None or reservation.released:
+        return False
+    if UsageEvent.objects.filter(idempotency_key=idempotency_key).exists() or \
+            PendingUsage.objects.filter(idempotency_key=idempotency_key).exists():
+        return False
+    _window(company.id, SCOPE_COMPANY, 0, reservation.period_start, lock=True)
+    _give_back(company.id, SCOPE_COMPANY, 0, reservation.period_start)
+    if reservation.bot_id is not None:
+        _give_back(company.id, SCOPE_BOT, reservation.bot_id, reservation.period_start)
+    if reservation.end_user_id is not None and reservation.day is not None:
+        _give_back(company.id, SCOPE_END_USER, reservation.end_user_id, reservation.day)
+    QuotaReservation.objects.filter(id=reservation.id).update(released=True)
+    return True
+
+
 def limit_notice_claim(*, company: Company, end_user_id: int, at: dt.datetime | None = None) -> bool:
     """True the first time today that this end user hits a limit (send the limit message then only)."""
     day = day_start(at or timezone.now()).date()

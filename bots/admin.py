@@ -360,7 +360,7 @@ class MessageAdmin(ReadOnlyMixin, CompanyScopedAdmin):
     search_fields = ("question", "answer")
     date_hierarchy = "created_at"
     fields = ("created_at", "bot", "conversation", "question", "answer", "status", "sources_list", "prompt_tokens",
-              "completion_tokens", "model", "latency_ms", "feedback", "delivered_at")
+              "completion_tokens", "model", "latency_ms", "feedback", "delivered_at", "delivery_error")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -389,15 +389,17 @@ class StuckFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         from django.conf import settings
 
-        from bots.updates import CLAIM_TIMEOUT_SECONDS
+        from bots.updates import claim_stale_seconds
 
         now = timezone.now()
         if self.value() == "stuck":
+            # An update waiting for its not_before (Telegram's 429, a later send slot) is not stuck until due.
             return queryset.filter(
                 Q(status=TelegramUpdate.Status.PENDING,
                   received_at__lt=now - dt.timedelta(seconds=settings.TELEGRAM_INBOX_STALE_SECONDS))
+                & (Q(not_before__isnull=True) | Q(not_before__lt=now))
                 | Q(status=TelegramUpdate.Status.PROCESSING,
-                    locked_at__lt=now - dt.timedelta(seconds=CLAIM_TIMEOUT_SECONDS)))
+                    locked_at__lt=now - dt.timedelta(seconds=claim_stale_seconds())))
         if self.value() == "failed":
             return queryset.filter(status=TelegramUpdate.Status.FAILED)
         return queryset
@@ -413,7 +415,7 @@ class TelegramUpdateAdmin(StaffOnlyAdmin):
     search_fields = ("update_id", "bot__username", "error")
     actions = ["retry"]
     readonly_fields = ("company", "bot", "update_id_text", "payload", "status", "attempts", "error", "received_at",
-                       "locked_at", "processed_at")
+                       "locked_at", "locked_by", "not_before", "sent_message_ids", "processed_at")
     fields = readonly_fields
 
     def has_add_permission(self, request, *args):

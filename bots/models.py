@@ -98,7 +98,16 @@ class TelegramUpdate(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
-    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_at = models.DateTimeField(null=True, blank=True,
+                                     help_text="Claimed by a worker; refreshed by its heartbeat while it works.")
+    locked_by = models.CharField(max_length=100, blank=True, help_text="The worker holding the claim (host:pid).")
+    not_before = models.DateTimeField(null=True, blank=True,
+                                      help_text="Telegram asked to wait (429) or the send slot is later: not "
+                                                "processed before this time; the sweep re-enqueues it then.")
+    slot_at = models.FloatField(null=True, blank=True, help_text="The send time reserved for it (Unix seconds).")
+    sent_message_ids = models.JSONField(default=list, blank=True,
+                                        help_text="Telegram ids of the reply's parts sent so far (a reply "
+                                                  "interrupted by a long wait resumes after them).")
     processed_at = models.DateTimeField(null=True, blank=True)
 
     objects = CompanyQuerySet.as_manager()
@@ -144,6 +153,8 @@ class Chat(models.Model):
     is_forum = models.BooleanField(default=False, help_text="A supergroup with topics; replies go to the topic.")
     is_blocked = models.BooleanField(default=False, help_text="The user blocked the bot; nothing is sent.")
     start_param = models.CharField(max_length=64, blank=True, help_text="Deep-link parameter of /start.")
+    previous_chat_id = models.BigIntegerField(null=True, blank=True, db_index=True,
+                                              help_text="The group's id before it became a supergroup.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -208,6 +219,9 @@ class Message(models.Model):
     model = models.CharField(max_length=100, blank=True)
     latency_ms = models.IntegerField(default=0, help_text="From update received (or question asked) to answer ready.")
     delivered_at = models.DateTimeField(null=True, blank=True)
+    delivery_error = models.CharField(max_length=300, blank=True,
+                                      help_text="Why the answer could not be delivered (blocked, chat gone): "
+                                                "not billed, its message given back to the quota.")
     telegram_message_ids = models.JSONField(default=list, blank=True,
                                             help_text="Ids of the Telegram messages that carried the answer.")
 

@@ -56,7 +56,9 @@ if reserve and wait <= max_wait then
   redis.call("PEXPIRE", KEYS[1], math.floor(wait + 60000))
   for i = 2, #KEYS do
     local interval = tonumber(ARGV[3 + i])
-    redis.call("SET", KEYS[i], at + interval, "PX", math.floor(wait + interval + 1000))
+    if interval > 0 then  -- a hold (interval 0) is only read: it is set by flood_hold
+      redis.call("SET", KEYS[i], at + interval, "PX", math.floor(wait + interval + 1000))
+    end
   end
   return {1, wait, at}
 end
@@ -85,7 +87,9 @@ def cells_for(*, bot_id: int, chat_id: int, is_group: bool) -> tuple[tuple[str, 
     group intervals get ``TELEGRAM_RATE_GUARD_SECONDS`` added.
     """
     guard = settings.TELEGRAM_RATE_GUARD_SECONDS  # network jitter must not bring two sends under the interval
-    cells = [(f"tg-rate:chat:{bot_id}:{chat_id}", 1.0 / settings.TELEGRAM_RATE_PER_CHAT + guard)]
+    # The chat's hold (Telegram's 429 on a call to this chat, see flood_hold) delays its every message.
+    cells = [(hold_key(bot_id=bot_id, chat_id=chat_id), 0.0),
+             (f"tg-rate:chat:{bot_id}:{chat_id}", 1.0 / settings.TELEGRAM_RATE_PER_CHAT + guard)]
     if is_group:
         cells.append((f"tg-rate:group:{bot_id}:{chat_id}", 60.0 / settings.TELEGRAM_RATE_PER_GROUP_MINUTE + guard))
     return (f"tg-rate:bot:{bot_id}", 1.0 / settings.TELEGRAM_RATE_PER_BOT), cells
@@ -120,7 +124,8 @@ class _LocalCells:
             if reserve and wait <= max_wait:
                 taken.add(slot)
                 for k, interval in cells:
-                    self._tat[k] = at + interval
+                    if interval > 0:  # a hold is only read (flood_hold sets it)
+                        self._tat[k] = at + interval
                 return Slot(True, wait, at)
             return Slot(False, wait, at)
 
@@ -133,6 +138,15 @@ class _LocalCells:
                 for key, _ in cells:
                     self._last_sent[key] = now
             return max(0.0, need)
+
+    def hold(self, key: str, until: float) -> None:
+        """``flood_hold`` in process memory."""
+        with self._lock:
+            self._tat[key] = max(self._tat.get(key, 0.0), until)
+
+    def remaining(self, key: str) -> float:
+        with self._lock:
+            return max(0.0, self._tat.get(key, 0.0) - time.time())
 
     def clear(self) -> None:
         with self._lock:
@@ -211,6 +225,7 @@ def send_gate(*, bot_id: int, chat_id: int, is_group: bool) -> float:
     can bring closer together (measured: 0.99 s between two messages of one chat without it).
     """
     _, cells = cells_for(bot_id=bot_id, chat_id=chat_id, is_group=is_group)
+    cells = [(key, interval) for key, interval in cells if interval > 0]  # the bot's hold spaces nothing
     keys = [key.replace("tg-rate:", "tg-sent:", 1) for key, _ in cells]
     client = _redis()
     if client is not None:
@@ -220,6 +235,58 @@ def send_gate(*, bot_id: int, chat_id: int, is_group: bool) -> float:
         except Exception:  # Redis down: this process's own record
             pass
     return _local.gate(list(zip(keys, (interval for _, interval in cells))))
+
+
+def hold_key(*, bot_id: int, chat_id: int | None = None) -> str:
+    """The cell a Telegram 429 pushes forward: the chat's hold, or the bot's when no chat is named. Holds are
+    read by every schedule of the chat (or bot) and written only by :func:`flood_hold`."""
+    return f"tg-rate:hold:{bot_id}:{chat_id}" if chat_id is not None else f"tg-rate:hold:{bot_id}"
+
+
+# KEYS[1] = a cell (time in ms); ARGV: until_ms, ttl_ms. The cell only ever moves forward.
+_HOLD = """
+local current = tonumber(redis.call("GET", KEYS[1]) or "0")
+if tonumber(ARGV[1]) > current then
+  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+end
+return 1
+"""
+
+
+def flood_hold(*, bot_id: int, chat_id: int | None = None, seconds: float) -> None:
+    """Telegram answered 429 with ``retry_after`` = ``seconds``: nothing more goes to ``chat_id`` (or, when None,
+    no more calls to no chat, such as setWebhook, are made for the bot) before now + ``seconds``.
+
+    The send schedule (``slot_take``) starts at or after this time, so every worker honours the wait, not only
+    the one that got the 429. Redis errors fall back to this process's cells, as for ``slot_take``.
+    """
+    key = hold_key(bot_id=bot_id, chat_id=chat_id)
+    until = time.time() + max(0.0, seconds)
+    client = _redis()
+    if client is not None:
+        try:
+            client.register_script(_HOLD)(keys=[key], args=[int(until * 1000), int(seconds * 1000) + 60_000])
+            return
+        except Exception:
+            pass
+    _local.hold(key, until)
+
+
+def flood_hold_remaining(*, bot_id: int, chat_id: int | None = None) -> float:
+    """Seconds until the hold set by :func:`flood_hold` ends (0 when there is none or it passed).
+
+    With ``chat_id`` the chat's hold (calls to the chat), without it the bot's (its calls to no chat: webhook,
+    command menu). A 429 on one kind does not hold the other: Telegram limits them separately.
+    """
+    keys = [hold_key(bot_id=bot_id, chat_id=chat_id)]
+    client = _redis()
+    if client is not None:
+        try:
+            values = client.mget(keys)
+            return max(0.0, max((int(v) / 1000 if v else 0.0) for v in values) - time.time())
+        except Exception:
+            pass
+    return max(_local.remaining(key) for key in keys)
 
 
 # Redis priorities: 0 is taken first.

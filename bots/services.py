@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.error import TelegramError
 
 from billing.ledger import usage_enqueue
 from billing.models import DEFAULT_LIMIT_MESSAGES, UsageEvent
 from billing.quotas import limit_notice_claim, quota_release_message, quota_reserve, quota_settle
 from billing.services import quota_check_bot_add, subscription_get_live
 from bots import telegram as tg
+from bots import telegram_errors
+from bots.ratelimit import flood_hold, flood_hold_remaining
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
 from rag.answering import answer_question
 from saas_bot.crypto import decrypt_secret, encrypt_secret
@@ -78,40 +80,78 @@ def _bot_setup_on_telegram(bot: Bot) -> None:
         bot_set_commands(bot=bot)
         if settings.PUBLIC_BASE_URL:
             bot_register_webhook(bot=bot)
-    except TelegramError as exc:
-        logger.warning("setting up bot %s on Telegram failed: %s", bot.id, exc)
-        Bot.objects.filter(id=bot.id).update(last_error=f"Telegram: {exc}"[:2000])
+    except (ValidationFailed, ProviderUnavailable) as exc:
+        logger.warning("setting up bot %s on Telegram failed: %s", bot.id, exc.message)
+        Bot.objects.filter(id=bot.id).update(last_error=f"Telegram: {exc.message}"[:2000])
 
 
 @contextmanager
 def _coded_telegram_errors(what: str = ""):
-    """Telegram's 401 and network failures inside the block as our coded errors.
+    """Telegram's refusals inside the block as our coded errors (``bots.telegram_errors.classify``).
 
     Raises:
-        ValidationFailed(code="bot_token_invalid"): InvalidToken.
-        ProviderUnavailable(code="telegram_unavailable"): NetworkError (``what`` prefixes the message).
+        ValidationFailed(code="bot_token_invalid"): 401/404 (InvalidToken).
+        ProviderUnavailable(code="telegram_flood_wait"): 429; ``detail={"retry_after": seconds}``.
+        ProviderUnavailable(code="telegram_unavailable"): 5xx, timeouts, connection errors.
+        ValidationFailed(code="telegram_rejected"): any other refusal (400, 403, 409), with Telegram's words.
     """
+    prefix = f"{what}: " if what else ""
     try:
         yield
-    except InvalidToken:
-        raise ValidationFailed(code="bot_token_invalid", message="Telegram rejected this bot token.") from None
-    except NetworkError as exc:
-        prefix = f"{what}: " if what else ""
-        raise ProviderUnavailable(code="telegram_unavailable", message=f"{prefix}Telegram is unreachable: {exc}") \
-            from exc
+    except TelegramError as exc:
+        failure = telegram_errors.classify(exc)
+        if failure.kind == telegram_errors.TOKEN_REVOKED:
+            raise ValidationFailed(code="bot_token_invalid", message="Telegram rejected this bot token.") from None
+        if failure.kind == telegram_errors.FLOOD_WAIT:
+            raise ProviderUnavailable(code="telegram_flood_wait", detail={"retry_after": failure.retry_after},
+                                      message=f"{prefix}Telegram asks to wait {failure.retry_after:.0f} s (429).") \
+                from exc
+        if failure.transient:
+            raise ProviderUnavailable(code="telegram_unavailable", message=f"{prefix}Telegram is unreachable: {exc}") \
+                from exc
+        raise ValidationFailed(code="telegram_rejected", message=f"{prefix}Telegram refused: {exc}") from exc
 
 
-def _telegram_call(token: str, call, *, what: str):
-    """``run_telegram`` with a revoked token and an unreachable Telegram as our coded errors."""
-    with _coded_telegram_errors(what):
-        return tg.run_telegram(token, call)
+def _telegram_call(bot: Bot, call, *, what: str, max_wait: float | None = None):
+    """One Bot API call for ``bot`` that honours Telegram's 429, with refusals as our coded errors.
 
-
-def bot_set_commands(*, bot: Bot) -> None:
-    """Register the command menu (``setMyCommands``): /start, /help, /new, /usage, /sources (bots.telegram.COMMANDS).
+    Before calling, the bot's hold (a 429 it got earlier, ``bots.ratelimit.flood_hold``) is waited out when it
+    ends within ``max_wait`` seconds (default ``TELEGRAM_INLINE_WAIT_MAX_SECONDS``); a 429 sets the hold and is
+    waited out and retried the same way (twice at most). A longer wait is not slept:
+    ProviderUnavailable(code="telegram_flood_wait", detail={"retry_after": s}) lets the caller come back then.
 
     Raises:
-        telegram.error.TelegramError: Telegram refused or could not be reached.
+        the coded errors of :func:`_coded_telegram_errors`.
+    """
+    max_wait = settings.TELEGRAM_INLINE_WAIT_MAX_SECONDS if max_wait is None else max_wait
+    token = bot_token(bot)
+    for attempt in range(3):
+        remaining = flood_hold_remaining(bot_id=bot.id)
+        if remaining > max_wait:
+            raise ProviderUnavailable(code="telegram_flood_wait", detail={"retry_after": remaining},
+                                      message=f"{what}: Telegram asked to wait; {remaining:.0f} s left (429).")
+        if remaining > 0:
+            time.sleep(remaining)
+        try:
+            with _coded_telegram_errors(what):
+                return tg.run_telegram(token, call)
+        except ProviderUnavailable as exc:
+            if exc.code != "telegram_flood_wait":
+                raise
+            wait = exc.detail["retry_after"]
+            flood_hold(bot_id=bot.id, seconds=wait)
+            if wait > max_wait or attempt == 2:
+                raise
+
+
+def bot_set_commands(*, bot: Bot, max_inline_wait: float | None = None) -> None:
+    """Register the command menu (``setMyCommands``): /start, /help, /new, /usage, /sources (bots.telegram.COMMANDS).
+
+    ``max_inline_wait``: seconds a 429 may be slept here (default ``TELEGRAM_INLINE_WAIT_MAX_SECONDS``; 0 never:
+    the caller schedules the retry, as ``telegram_webhooks`` does).
+
+    Raises:
+        the coded errors of :func:`_telegram_call` (a 429 is honoured first).
     """
     from telegram import BotCommand
 
@@ -120,11 +160,11 @@ def bot_set_commands(*, bot: Bot) -> None:
     async def call(ptb):
         return await ptb.set_my_commands(commands)
 
-    tg.run_telegram(bot_token(bot), call)
+    _telegram_call(bot, call, what="setMyCommands", max_wait=max_inline_wait)
 
 
-def bot_webhook_info(*, bot: Bot) -> dict:
-    """Telegram's ``getWebhookInfo`` for ``bot``.
+def bot_webhook_info(*, bot: Bot, max_inline_wait: float | None = None) -> dict:
+    """Telegram's ``getWebhookInfo`` for ``bot`` (``max_inline_wait`` as for :func:`bot_set_commands`).
 
     Returns:
         {"url": str, "pending_update_count": int, "last_error_message": str, "last_error_date": datetime | None,
@@ -138,7 +178,7 @@ def bot_webhook_info(*, bot: Bot) -> dict:
     async def call(ptb):
         return await ptb.get_webhook_info()
 
-    info = _telegram_call(bot_token(bot), call, what="getWebhookInfo")
+    info = _telegram_call(bot, call, what="getWebhookInfo", max_wait=max_inline_wait)
     expected = tg.webhook_url_for(bot.public_id) if settings.PUBLIC_BASE_URL else ""
     return {"url": info.url or "", "pending_update_count": info.pending_update_count or 0,
             "last_error_message": info.last_error_message or "", "last_error_date": info.last_error_date,
@@ -155,7 +195,7 @@ def bot_delete_webhook(*, bot: Bot) -> None:
     async def call(ptb):
         return await ptb.delete_webhook(drop_pending_updates=False)
 
-    _telegram_call(bot_token(bot), call, what="deleteWebhook")
+    _telegram_call(bot, call, what="deleteWebhook")
     Bot.objects.filter(id=bot.id).update(webhook_url="")
     bot.webhook_url = ""
 
@@ -234,14 +274,26 @@ def _token_checked(token: str) -> str:
 def _token_identity(token: str) -> dict:
     """``getMe`` for ``token`` with Telegram's refusals as our coded errors.
 
+    A 429 of at most ``TELEGRAM_INLINE_WAIT_MAX_SECONDS`` is waited out once; a longer one is raised.
+
     Raises:
-        ValidationFailed(code="bot_token_invalid"), ProviderUnavailable(code="telegram_unavailable").
+        ValidationFailed(code="bot_token_invalid"), ProviderUnavailable(code="telegram_unavailable" |
+        "telegram_flood_wait").
     """
-    try:
-        with _coded_telegram_errors():
-            return tg.get_me(token)
-    except TelegramError as exc:  # any other refusal (InvalidToken and NetworkError are mapped above)
-        raise ValidationFailed(code="bot_token_invalid", message=f"Telegram refused: {exc}") from exc
+    for attempt in range(2):
+        try:
+            with _coded_telegram_errors("getMe"):
+                return tg.get_me(token)
+        except ProviderUnavailable as exc:
+            wait = (exc.detail or {}).get("retry_after") if exc.code == "telegram_flood_wait" else None
+            if wait is None or wait > settings.TELEGRAM_INLINE_WAIT_MAX_SECONDS or attempt:
+                raise
+            time.sleep(wait)
+        except ValidationFailed as exc:
+            if exc.code == "telegram_rejected":
+                raise ValidationFailed(code="bot_token_invalid", message=exc.message) from exc
+            raise
+    raise AssertionError("unreachable")
 
 
 def bot_refresh_identity(*, bot: Bot) -> Bot:
@@ -260,12 +312,14 @@ def _quota_check_bots(company: Company) -> None:
     quota_check_bot_add(company=company, current_bots=Bot.objects.for_company(company).count())
 
 
-def bot_register_webhook(*, bot: Bot) -> str:
+def bot_register_webhook(*, bot: Bot, max_inline_wait: float | None = None) -> str:
     """Register the bot's webhook (``setWebhook`` with its secret and allowed updates); returns the URL.
+
+    ``max_inline_wait`` as for :func:`bot_set_commands`.
 
     Raises:
         ValidationFailed(code="public_base_url_missing"): ``PUBLIC_BASE_URL`` is not set.
-        telegram.error.TelegramError: Telegram refused (the message says why).
+        the coded errors of :func:`_telegram_call` (a 429 is honoured first; Telegram's words in the message).
     """
     if not settings.PUBLIC_BASE_URL:
         raise ValidationFailed(code="public_base_url_missing",
@@ -276,7 +330,7 @@ def bot_register_webhook(*, bot: Bot) -> str:
         return await ptb.set_webhook(url=url, secret_token=bot.webhook_secret, allowed_updates=tg.ALLOWED_UPDATES,
                                      drop_pending_updates=False)
 
-    tg.run_telegram(bot_token(bot), call)
+    _telegram_call(bot, call, what="setWebhook", max_wait=max_inline_wait)
     Bot.objects.filter(id=bot.id).update(webhook_url=url, last_error="")
     return url
 
@@ -310,7 +364,8 @@ def conversation_history(conversation: Conversation) -> list[tuple[str, str]]:
 
 def message_answer(*, bot: Bot, question: str, conversation: Conversation, idempotency_key: str,
                    channel: str = Conversation.Channel.TELEGRAM, end_user_id: int | None = None,
-                   update: TelegramUpdate | None = None, started: float | None = None) -> AskResult:
+                   update: TelegramUpdate | None = None, started: float | None = None,
+                   meter_on_delivery: bool = False) -> AskResult:
     """Answer ``question`` for ``bot``: reserve quota, retrieve, answer, log, meter. Idempotent per key.
 
     Order (ARCHITECTURE.md, docs/billing.md): the live subscription and every quota window (company
@@ -323,6 +378,9 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
     Args:
         idempotency_key: e.g. ``tg:<bot id>:<update_id>``; a second call with it returns the first Message.
         started: ``time.monotonic()`` when the question arrived (for latency_ms).
+        meter_on_delivery: the ``message`` usage event is written by :func:`message_delivered` when the answer
+            has reached the user (Telegram), not here; an answer that never arrives is not billed as a message.
+            The ``llm_tokens`` event is always written here (the tokens are spent either way).
 
     Raises:
         ProviderUnavailable: the chat model or embeddings failed transiently (the caller retries;
@@ -369,8 +427,10 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
                          actual_tokens=answer.prompt_tokens + answer.completion_tokens)
             common = dict(company=company, period_start=reservation.period_start, bot_id=bot.id,
                           end_user_id=end_user_id, channel=channel)
-            usage_enqueue(idempotency_key=idempotency_key, kind=UsageEvent.Kind.MESSAGE, model=answer.model,
-                          **common)
+            if not meter_on_delivery:
+                usage_enqueue(idempotency_key=idempotency_key, kind=UsageEvent.Kind.MESSAGE, model=answer.model,
+                              **common)
+            # The model's tokens are spent (and billed by the provider) whether or not the answer is delivered.
             if answer.prompt_tokens or answer.completion_tokens:
                 usage_enqueue(idempotency_key=f"{idempotency_key}:llm", kind=UsageEvent.Kind.LLM_TOKENS,
                               quantity=answer.prompt_tokens + answer.completion_tokens,
@@ -378,6 +438,63 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
                               model=answer.model, tokens_estimated=answer.tokens_estimated, **common)
     Conversation.objects.filter(id=conversation.id).update(last_message_at=timezone.now())
     return result
+
+
+def _usage_enqueue_message(message: Message, *, idempotency_key: str, period_start, channel: str) -> None:
+    """The ``message`` usage event of a delivered answer into the outbox (the caller's transaction)."""
+    usage_enqueue(idempotency_key=idempotency_key, kind=UsageEvent.Kind.MESSAGE, model=message.model,
+                  company=message.company, period_start=period_start, bot_id=message.bot_id,
+                  end_user_id=message.end_user_id, channel=channel)
+
+
+_METERED = (Message.Status.ANSWERED, Message.Status.NOT_FOUND)
+
+
+def _reservation_period(company_id: int, idempotency_key: str, fallback):
+    from billing.models import QuotaReservation
+
+    period = (QuotaReservation.objects.filter(idempotency_key=idempotency_key)
+              .values_list("period_start", flat=True).first())
+    return period or fallback
+
+
+def message_delivered(*, message: Message, telegram_message_ids: list[int], idempotency_key: str) -> bool:
+    """The answer reached the chat: mark it delivered and, for an answer (not a limit notice), meter it.
+
+    Both happen in one transaction, once: a second call (a redelivered task) changes nothing. The usage
+    event carries the reservation's period (the period the message was admitted in).
+
+    Returns:
+        True if this call marked it delivered.
+    """
+    with transaction.atomic():
+        changed = Message.objects.filter(id=message.id, delivered_at__isnull=True).update(
+            delivered_at=timezone.now(), telegram_message_ids=telegram_message_ids)
+        if changed and message.status in _METERED:
+            period = _reservation_period(message.company_id, idempotency_key, message.created_at)
+            _usage_enqueue_message(message, idempotency_key=idempotency_key, period_start=period,
+                                   channel=message.conversation.channel)
+    return bool(changed)
+
+
+def message_undeliverable(*, message: Message, reason: str, idempotency_key: str) -> bool:
+    """The answer can never reach the chat (blocked, kicked, deactivated, chat gone, or given up): not billed.
+
+    The message is given back to every quota window it was counted in (company, bot, end user); the tokens the
+    chat model spent on it stay counted (their ``llm_tokens`` event was recorded with the answer).
+    ``delivery_error`` says why (shown in the admin). Once per message.
+
+    Returns:
+        True if this call recorded it.
+    """
+    from billing.quotas import quota_release_undelivered
+
+    with transaction.atomic():
+        changed = Message.objects.filter(id=message.id, delivered_at__isnull=True, delivery_error="").update(
+            delivery_error=reason[:300] or "undeliverable")
+        if changed and message.status in _METERED:
+            quota_release_undelivered(company=message.company, idempotency_key=idempotency_key)
+    return bool(changed)
 
 
 def bot_document_ids(bot: Bot) -> list[int] | None:
@@ -473,15 +590,57 @@ def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI,
 
 def chat_upsert(*, bot: Bot, chat_id: int, type: str, title: str = "", username: str = "",
                 is_forum: bool = False) -> Chat:
-    """The bot's Chat row for a Telegram chat, created on first sight; title, type and forum flag kept current."""
-    chat, created = Chat.objects.get_or_create(
-        bot=bot, telegram_chat_id=chat_id,
-        defaults=dict(company_id=bot.company_id, type=type, title=title[:255], username=username[:64],
-                      is_forum=is_forum))
-    if not created and (chat.title != title[:255] or chat.type != type or chat.is_forum != is_forum):
+    """The bot's Chat row for a Telegram chat, created on first sight; title, type and forum flag kept current.
+
+    A group that became a supergroup (``chat_migrate``) is recognised by its old id: the row of the
+    supergroup is returned unchanged (replies go to the new id).
+    """
+    chat = Chat.objects.filter(bot=bot, telegram_chat_id=chat_id).first()
+    if chat is None:
+        moved = Chat.objects.filter(bot=bot, previous_chat_id=chat_id).first()
+        if moved is not None:
+            return moved
+    if chat is None:
+        chat, created = Chat.objects.get_or_create(
+            bot=bot, telegram_chat_id=chat_id,
+            defaults=dict(company_id=bot.company_id, type=type, title=title[:255], username=username[:64],
+                          is_forum=is_forum))
+        if created:
+            return chat
+    if chat.title != title[:255] or chat.type != type or chat.is_forum != is_forum:
         Chat.objects.filter(id=chat.id).update(title=title[:255], type=type, is_forum=is_forum)
         chat.title, chat.type, chat.is_forum = title[:255], type, is_forum
     return chat
+
+
+@transaction.atomic
+def chat_migrate(*, bot: Bot, old_chat_id: int, new_chat_id: int) -> Chat | None:
+    """A group became a supergroup (Telegram's ``migrate_to_chat_id``): the chat moves to ``new_chat_id``.
+
+    The bot's Chat row keeps its conversations, memory and settings and gets the new id (the old one is kept in
+    ``previous_chat_id`` so later updates from the old id are recognised). If the supergroup already has a row
+    (its first update arrived before the migration notice), the old row's conversations move onto it and the
+    old row is removed. Idempotent. Returns the chat now holding ``new_chat_id`` (None if the bot knew neither).
+    """
+    old = Chat.objects.select_for_update().filter(bot=bot, telegram_chat_id=old_chat_id).first()
+    new = Chat.objects.select_for_update().filter(bot=bot, telegram_chat_id=new_chat_id).first()
+    if old is None:
+        if new is not None and new.previous_chat_id is None:
+            Chat.objects.filter(id=new.id).update(previous_chat_id=old_chat_id)
+            new.previous_chat_id = old_chat_id
+        return new
+    if new is None:
+        Chat.objects.filter(id=old.id).update(telegram_chat_id=new_chat_id, previous_chat_id=old_chat_id,
+                                              type="supergroup")
+        old.refresh_from_db()
+        logger.info("chat %s of bot %s moved to supergroup %s", old_chat_id, bot.id, new_chat_id)
+        return old
+    Conversation.objects.filter(chat=old).update(chat=new)
+    Chat.objects.filter(id=new.id).update(previous_chat_id=old_chat_id,
+                                          start_param=new.start_param or old.start_param)
+    old.delete()
+    new.refresh_from_db()
+    return new
 
 
 def conversation_for_chat(*, chat: Chat, thread_id: int | None = None, end_user: TelegramUser | None = None,

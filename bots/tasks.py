@@ -1,5 +1,6 @@
 """Thin Celery tasks of the bots app."""
 from celery import shared_task
+from django.conf import settings
 
 from bots.updates import RetryLater, inbox_sweep, update_process
 
@@ -16,6 +17,10 @@ def process_update_task(self, update_pk: int, slot_at: float | None = None) -> s
     except RetryLater as exc:
         if self.request.is_eager:
             return "pending"  # no broker to retry through: the row stays pending for the sweep
+        if exc.countdown > settings.TELEGRAM_COUNTDOWN_MAX_SECONDS:
+            # Longer than a task may be scheduled ahead (a countdown past the broker's visibility timeout is
+            # delivered again every hour): the row is parked with not_before and the sweep re-enqueues it.
+            return "parked"
         # Flood-limit deferrals are not failures: they may repeat as long as the backlog lasts, and the
         # retry keeps the send time reserved for it.
         raise self.retry(countdown=max(0, exc.countdown), exc=exc, kwargs={"update_pk": update_pk,
@@ -25,5 +30,5 @@ def process_update_task(self, update_pk: int, slot_at: float | None = None) -> s
 
 @shared_task(name="bots.inbox_sweep", acks_late=True, soft_time_limit=60)
 def inbox_sweep_task() -> int:
-    """Re-enqueue updates left pending or stuck; runs every 30 s from beat."""
+    """Re-enqueue updates left pending, due after a wait, or stuck; runs every TELEGRAM_INBOX_SWEEP_SECONDS."""
     return inbox_sweep()

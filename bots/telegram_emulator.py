@@ -932,6 +932,7 @@ class TelegramEmulator(LocalHTTPService):
         self._bots: dict[str, _Bot] = {}
         self._requests: list[dict[str, Any]] = []
         self._failures: list[_Failure] = []
+        self._delays: list[_Failure] = []  # delay_next: ``parameters["seconds"]`` before answering
         self._blocked: dict[int | str, list[_Block]] = {}
         self._chats: dict[int | str, dict[str, Any]] = {}
         self._messages: dict[tuple[str, int | str], dict[int, dict[str, Any]]] = {}
@@ -1077,6 +1078,28 @@ class TelegramEmulator(LocalHTTPService):
                 description=description, parameters=params or None, remaining=int(times),
                 chat_id=_norm_chat_id(chat_id), token=token, skip=int(after)))
 
+    def delay_next(self, method: str, *, seconds: float, times: int = 1, chat_id: int | str | None = None,
+                   token: str | None = None) -> None:
+        """Answer the next ``times`` matching calls only after ``seconds`` (a slow Telegram): the call is
+        recorded and run when the delay is over; other calls are not held up meanwhile.
+
+        ``method``: Bot API method name (case-insensitive) or ``"*"``; ``chat_id``/``token`` narrow it.
+        """
+        with self._lock:
+            self._delays.append(_Failure(method=None if method == "*" else method.lower(), error_code=0,
+                                         description="", parameters={"seconds": float(seconds)},
+                                         remaining=int(times), chat_id=_norm_chat_id(chat_id), token=token))
+
+    def _take_delay(self, token: str, method: str, params: dict[str, Any]) -> float:
+        with self._lock:
+            for delay in self._delays:
+                if delay.matches(token, method, params):
+                    delay.remaining -= 1
+                    if delay.remaining <= 0:
+                        self._delays.remove(delay)
+                    return float(delay.parameters["seconds"])
+        return 0.0
+
     # -- recorded calls -------------------------------------------------------------------
 
     @property
@@ -1144,6 +1167,7 @@ class TelegramEmulator(LocalHTTPService):
         with self._lock:
             self._requests.clear()
             self._failures.clear()
+            self._delays.clear()
             self._blocked.clear()
             self._chats.clear()
             self._messages.clear()
@@ -1331,6 +1355,9 @@ class TelegramEmulator(LocalHTTPService):
         entry = _METHODS.get(method.lower())
         if entry is None:
             return 404, ApiError(404, "Not Found").body()
+        delay = self._take_delay(token, method.lower(), params)
+        if delay > 0:
+            time.sleep(delay)  # outside the lock: other calls go on
         failure = self._take_failure(token, method.lower(), params)
         if failure is not None:
             return failure.error_code, failure.body()
@@ -1798,6 +1825,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     description=data.get("description"), retry_after=data.get("retry_after"),
                     times=int(data.get("times", 1)), chat_id=data.get("chat_id"),
                     token=data.get("token"), parameters=data.get("parameters"))
+                result = True
+            elif action == "delay":
+                emulator.delay_next(str(data.get("method", "*")), seconds=float(data["seconds"]),
+                                    times=int(data.get("times", 1)), chat_id=data.get("chat_id"),
+                                    token=data.get("token"))
                 result = True
             elif action == "block":
                 emulator.block_chat(data["chat_id"], token=data.get("token"),

@@ -176,11 +176,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis delivers an unacknowledged task again after this many seconds; a countdown or ETA longer than it
+# would be delivered again every visibility timeout, so no task of ours is scheduled further ahead.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 # An unreachable broker must not hang the webhook: fail fast, the inbox sweep re-enqueues.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
                                    "socket_connect_timeout": 1, "socket_timeout": 2,
                                    # An unacknowledged task (worker killed) is delivered again after this many seconds.
-                                   "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+                                   "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
                                    # Priorities 0 (first) to 9 on Redis: a bot flooding us is queued behind
                                    # the others (bots.ratelimit.intake_priority).
                                    "priority_steps": list(range(10)), "sep": ":",
@@ -196,6 +199,24 @@ TELEGRAM_WEBHOOK_MAX_BYTES = env.int("TELEGRAM_WEBHOOK_MAX_BYTES", default=1024 
 # Pending updates older than this are re-enqueued by the inbox sweep (seconds).
 TELEGRAM_INBOX_STALE_SECONDS = env.int("TELEGRAM_INBOX_STALE_SECONDS", default=60)
 TELEGRAM_INBOX_MAX_ATTEMPTS = env.int("TELEGRAM_INBOX_MAX_ATTEMPTS", default=5)
+# Recovery (docs/telegram.md, "Recovery"): a worker refreshes its claim on an update every
+# TELEGRAM_CLAIM_HEARTBEAT_SECONDS; a claim not refreshed for TELEGRAM_CLAIM_STALE_SECONDS belongs to a dead
+# worker and is re-enqueued by the sweep (every TELEGRAM_INBOX_SWEEP_SECONDS). Worst case from a worker's
+# death to its updates being taken again: stale + sweep interval = 90 s by default.
+TELEGRAM_CLAIM_STALE_SECONDS = env.int("TELEGRAM_CLAIM_STALE_SECONDS", default=60)
+TELEGRAM_CLAIM_HEARTBEAT_SECONDS = env.float("TELEGRAM_CLAIM_HEARTBEAT_SECONDS",
+                                             default=max(1.0, TELEGRAM_CLAIM_STALE_SECONDS / 4))
+TELEGRAM_INBOX_SWEEP_SECONDS = env.float("TELEGRAM_INBOX_SWEEP_SECONDS", default=30.0)
+# Telegram's 429 retry_after (and our own send-slot waits): a worker sleeps inline at most this long;
+# a wait up to TELEGRAM_COUNTDOWN_MAX_SECONDS is a Celery countdown; a longer one is parked in the
+# database (TelegramUpdate.not_before) and re-enqueued by the sweep when due.
+TELEGRAM_INLINE_WAIT_MAX_SECONDS = env.float("TELEGRAM_INLINE_WAIT_MAX_SECONDS", default=5.0)
+# Capped at half the visibility timeout (a longer countdown is delivered again by Redis).
+TELEGRAM_COUNTDOWN_MAX_SECONDS = min(env.int("TELEGRAM_COUNTDOWN_MAX_SECONDS", default=300),
+                                     CELERY_VISIBILITY_TIMEOUT // 2)
+# telegram_webhooks --sync: seconds between two calls with one bot token, and the longest retry_after it waits.
+TELEGRAM_SYNC_PACE_SECONDS = env.float("TELEGRAM_SYNC_PACE_SECONDS", default=0.5)
+TELEGRAM_SYNC_MAX_WAIT_SECONDS = env.int("TELEGRAM_SYNC_MAX_WAIT_SECONDS", default=120)
 # Outgoing limits (Bot API FAQ: ~30 messages/s per bot, 1/s per chat, 20/min per group), shared in Redis.
 TELEGRAM_RATE_PER_BOT = env.float("TELEGRAM_RATE_PER_BOT", default=30.0)
 TELEGRAM_RATE_PER_CHAT = env.float("TELEGRAM_RATE_PER_CHAT", default=1.0)
@@ -290,7 +311,7 @@ RAG_ANSWERABLE_MIN_SIMILARITY = env.float("RAG_ANSWERABLE_MIN_SIMILARITY", defau
 RAG_ANSWERABLE_THRESHOLD = env.float("RAG_ANSWERABLE_THRESHOLD", default=None)
 
 CELERY_BEAT_SCHEDULE = {
-    "bots-inbox-sweep": {"task": "bots.inbox_sweep", "schedule": 30.0},
+    "bots-inbox-sweep": {"task": "bots.inbox_sweep", "schedule": TELEGRAM_INBOX_SWEEP_SECONDS},
     "billing-usage-sweep": {"task": "billing.usage_sweep", "schedule": 60.0},
     "billing-subscriptions-renew": {"task": "billing.subscriptions_renew", "schedule": 300.0},
     "rag-documents-sweep": {"task": "rag.documents_sweep", "schedule": 300.0},

@@ -126,7 +126,9 @@ def test_burst_of_2000_updates_for_50_bots_is_answered_within_limits_and_fairly(
         return counts.get("done", 0) == BURST
 
     started = time.monotonic()
-    wait_until(finished, timeout=420, interval=5)
+    # A safety net, not a speed target (bench-telegram measures speed): on a shared 2-core machine at load 13
+    # the burst took over 7 minutes (about 5 answers a second).
+    wait_until(finished, timeout=900, interval=5)
     assert Message.objects.filter(delivered_at__isnull=False).count() == BURST
     assert len([c for c in telegram.calls("sendMessage") if c["status_code"] == 200]) == BURST  # none twice
     assert not [c for c in telegram.calls("sendMessage") if c["status_code"] == 429]

@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from bots.models import TelegramUpdate
-from bots.updates import CLAIM_TIMEOUT_SECONDS, updates_retry
+from bots.updates import claim_stale_seconds, updates_retry
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def test_retry_only_failed_pending_and_stuck(bot, django_capture_on_commit_callb
                                              payload={"update_id": update_id}, attempts=3, locked_at=locked_at)
 
     failed, done, ignored = row(1, "failed"), row(2, "done"), row(3, "ignored")
-    stuck = row(4, "processing", now - dt.timedelta(seconds=CLAIM_TIMEOUT_SECONDS + 60))
+    stuck = row(4, "processing", now - dt.timedelta(seconds=claim_stale_seconds() + 60))
     busy = row(5, "processing", now)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         count = updates_retry(update_pks=[r.pk for r in (failed, done, ignored, stuck, busy)])

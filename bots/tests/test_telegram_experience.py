@@ -9,6 +9,7 @@ import json
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from billing.models import UsageEvent
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
@@ -210,10 +211,11 @@ def test_blocked_chat_gets_nothing_until_it_writes_again(bot, telegram, demo_kb)
     run(bot, blocked)
     assert Chat.objects.get().is_blocked
     before = len(telegram.calls("sendMessage"))
-    from bots.updates import _send, _Where
+    from bots.updates import Undeliverable, _send, _Where
     from bots.formatting import Part
 
-    assert _send(bot, _Where(chat=Chat.objects.get()), [Part(html="x", plain="x")]) == []
+    with pytest.raises(Undeliverable):
+        _send(bot, _Where(chat=Chat.objects.get()), [Part(html="x", plain="x")])
     assert len(telegram.calls("sendMessage")) == before  # not even tried
 
 
@@ -303,6 +305,7 @@ def test_telegram_webhooks_command_syncs_and_checks(bot, telegram, settings, cap
     assert f"@{TEST_USERNAME}" in out and "https://bots.example.com/telegram/webhook/" in out
     assert telegram.webhook(TEST_TOKEN)["url"].startswith("https://bots.example.com/telegram/webhook/")
     telegram.set_webhook_error(TEST_TOKEN, "Wrong response from the webhook: 502 Bad Gateway")
-    call_command("telegram_webhooks", "--check")
+    with pytest.raises(CommandError):  # a bot with a problem: exit status 1, for monitoring
+        call_command("telegram_webhooks", "--check")
     out = capsys.readouterr().out
     assert "502 Bad Gateway" in out and "pending" in out
