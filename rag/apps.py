@@ -6,7 +6,10 @@ class RagConfig(AppConfig):
     verbose_name = "Knowledge"
 
     def ready(self) -> None:
+        from django.core import checks
         from django.db.models.signals import post_save
+
+        checks.register(_embedding_settings_check, checks.Tags.compatibility)
 
         from tenants.models import Company
 
@@ -20,3 +23,21 @@ def _company_knowledge_base(sender, instance, created: bool, raw: bool = False, 
         from rag.knowledge_base import knowledge_base_get
 
         knowledge_base_get(instance)
+
+
+def _embedding_settings_check(app_configs, **kwargs):
+    """System check (every management command, ``manage.py check``): the embedding settings name things
+    that exist, so a typo is one clear line at start, not a traceback in the middle of a command."""
+    from django.conf import settings
+    from django.core import checks
+
+    from rag.embeddings import LOCAL_MODELS
+
+    errors = []
+    if settings.EMBEDDING_BACKEND not in ("local", "openai"):
+        errors.append(checks.Error(f"EMBEDDING_BACKEND must be 'local' or 'openai', not {settings.EMBEDDING_BACKEND!r}.",
+                                   id="rag.E001"))
+    if settings.EMBEDDING_DEFAULT_MODEL not in LOCAL_MODELS:
+        errors.append(checks.Error(f"EMBEDDING_DEFAULT_MODEL must be one of {', '.join(LOCAL_MODELS)}, "
+                                   f"not {settings.EMBEDDING_DEFAULT_MODEL!r}.", id="rag.E002"))
+    return errors

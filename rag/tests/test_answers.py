@@ -283,3 +283,15 @@ def test_a_passage_that_announces_instructions_gets_them(make_company):
     assert "Related articles" not in answer.text and "- Passwords" not in answer.text
     assert {s.section for s in answer.sources} >= {"Turn on two-factor login", "Steps"}
     assert not is_truncated(answer.text) and markup_leaks(answer.text) == []
+
+
+def test_embedding_settings_are_checked_at_start(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.EMBEDDING_DEFAULT_MODEL = "foo-model"
+    with pytest.raises(SystemCheckError, match="EMBEDDING_DEFAULT_MODEL must be one of"):
+        call_command("check")
+    settings.EMBEDDING_DEFAULT_MODEL, settings.EMBEDDING_BACKEND = "all-MiniLM-L6-v2", "bogus"
+    with pytest.raises(SystemCheckError, match="EMBEDDING_BACKEND must be 'local' or 'openai'"):
+        call_command("check")

@@ -51,6 +51,12 @@ class Command(BaseCommand):
         bars = _Bars(enabled=True)  # bars go to stderr, the JSON line to stdout
         if bool(opts["beir"]) == bool(opts["qa"]):
             raise CommandError("Give either --beir DIR or --qa FILE --company SLUG.")
+        if opts["embedding_model"]:
+            from rag.embeddings import LOCAL_MODELS
+
+            if opts["embedding_model"] not in LOCAL_MODELS:
+                raise CommandError(f"Unknown embedding model {opts['embedding_model']!r}; choose one of "
+                                   f"{', '.join(LOCAL_MODELS)}.")
         if opts["beir"]:
             directory = Path(opts["beir"])
             try:
