@@ -85,7 +85,7 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
         telegram_port: the Telegram emulator's port on 127.0.0.1 (0 = a free one).
 
     Raises:
-        FileNotFoundError: ``kb`` or ``updates`` is not a folder.
+        FileNotFoundError: ``kb`` or ``updates`` is not a folder, or ``kb`` holds no file.
         ValueError: a port given is in use or not in 1..65535.
     """
     if not kb.is_dir() or not updates.is_dir():
@@ -98,6 +98,10 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
                              f"for a free one")
     if port and port == telegram_port:
         raise ValueError("PORT and TELEGRAM_PORT must differ")
+    if not any(p.is_file() for p in kb.rglob("*")):
+        # Checked before anything changes: the demo replaces the knowledge base with the folder's files.
+        raise FileNotFoundError(f"KB={kb} has no files: nothing would be indexed (the demo's knowledge base "
+                                "was left as it was)")
     update_files = sorted(p for p in updates.glob("*.json"))
     out("==> 1/6 Database: migrating (embedded PostgreSQL 16 + pgvector unless DATABASE_URL is set)")
     call_command("migrate", verbosity=0)

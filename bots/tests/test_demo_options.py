@@ -19,6 +19,14 @@ def test_a_port_in_use_or_out_of_range_is_a_clear_error(tmp_path):
         call_command("demo", "--kb", str(tmp_path), "--updates", str(tmp_path), "--telegram-port", "70000")
 
 
+def test_an_empty_kb_folder_is_refused_before_anything_changes(tmp_path):
+    kb, updates = tmp_path / "kb", tmp_path / "updates"
+    kb.mkdir()
+    updates.mkdir()
+    with pytest.raises(CommandError, match="has no files"):
+        call_command("demo", "--kb", str(kb), "--updates", str(updates))
+
+
 @pytest.mark.django_db
 def test_the_demo_bot_is_disabled_and_its_webhook_removed(company, telegram, settings):
     from bots.services import bot_connect, bot_register_webhook
