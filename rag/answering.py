@@ -126,7 +126,7 @@ def _chunks_by_id(ids: list[int]) -> dict[int, RetrievedChunk]:
 
 
 def extractive_chain() -> Runnable:
-    """A Runnable: {"chunks": [...], "question": str} -> {"text", "used"}.
+    """A Runnable: {"chunks": [...], "question_language": ISO 639-1 code or None} -> {"text", "used"}.
 
     The text is the passage of the best chunk's section that answers the question (rag/extractive.py:
     whole sentences and lines, steps kept with their lead-in, the splitter's overlap written once,
@@ -138,7 +138,7 @@ def extractive_chain() -> Runnable:
         chunks: list[RetrievedChunk] = inputs["chunks"]
         passage = compose_answer(chunks, question_terms=_question_terms(chunks))
         text = passage.text
-        note = source_language_note(detect_language(inputs.get("question", "")), detect_language(text[:600]))
+        note = source_language_note(inputs.get("question_language"), detect_language(text[:600]))
         if note:
             text = f"{note}\n\n{text}"
         by_id = {c.chunk_id: c for c in chunks}
@@ -187,7 +187,8 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
     Raises:
         ProviderUnavailable(code="llm_unavailable"): the chat model failed after its retries.
     """
-    cross_lingual = is_cross_lingual(detect_language(question), company_language(company.id))
+    question_language = detect_language(question)
+    cross_lingual = is_cross_lingual(question_language, company_language(company.id))
     chunks = chunk_search(company=company, query=question, k=k, document_ids=document_ids,
                           cross_lingual=cross_lingual)
     answerable = is_answerable(question=question, results=chunks)
@@ -205,7 +206,7 @@ def answer_question(*, company: Company, question: str, persona: str = "", k: in
     if not answerable:
         return Answer(text=not_found_text, sources=[], refused=True, chunks=chunks)
     if not settings.OPENAI_API_KEY:
-        result = extractive_chain().invoke({"chunks": chunks, "question": question})
+        result = extractive_chain().invoke({"chunks": chunks, "question_language": question_language})
         return Answer(text=result["text"], sources=_sources(result["used"]), refused=False, chunks=chunks)
     inputs = {"persona": persona or "You are a helpful support assistant.", "context": _context(chunks),
               "history": _history_block(history), "question": question}

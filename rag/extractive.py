@@ -87,12 +87,13 @@ def section_text(chunk_id: int) -> str:
     return text
 
 
-def next_section_chunk(chunk_id: int) -> int | None:
-    """The first chunk of the section that follows ``chunk_id``'s section in its document (None at the end)."""
+def next_section_chunk(chunk_id: int) -> tuple[int, str] | None:
+    """(id, section) of the first chunk of the section that follows ``chunk_id``'s section in its document
+    (None at the end)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT c.id FROM rag_chunk c JOIN rag_chunk b ON b.id = %s
+            SELECT c.id, c.section FROM rag_chunk c JOIN rag_chunk b ON b.id = %s
             WHERE c.document_id = b.document_id AND c.ordinal > b.ordinal
               AND (c.section <> b.section OR c.page IS DISTINCT FROM b.page)
             ORDER BY c.ordinal LIMIT 1
@@ -100,7 +101,7 @@ def next_section_chunk(chunk_id: int) -> int | None:
             [chunk_id],
         )
         row = cursor.fetchone()
-    return row[0] if row else None
+    return (row[0], row[1]) if row else None
 
 
 # A passage that announces what follows ("the instructions below", "as follows", "To do this:").
@@ -296,7 +297,7 @@ def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: in
     if _FORWARD_REFERENCE.search(text):
         following = next_section_chunk(best.chunk_id)
         if following is not None:
-            extra.append((following, ""))
+            extra.append(following)
     if not extra:
         for other in content[1:]:
             if other.document_id == best.document_id and (other.section, other.page) != (best.section, best.page):
@@ -306,7 +307,7 @@ def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: in
     for chunk_id, section in extra:
         if free <= budget // 3 and not _FORWARD_REFERENCE.search(text):
             break
-        heading = (section or _section_of(chunk_id)).strip()
+        heading = section.strip()
         body = section_text(chunk_id)
         if is_navigation(heading, body):
             continue
@@ -317,10 +318,3 @@ def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: in
             text = text + "\n\n" + (heading_line + "\n" if heading_line else "") + more
             used.append(chunk_id)
     return Passage(text=text, chunk_ids=used)
-
-
-def _section_of(chunk_id: int) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT section FROM rag_chunk WHERE id = %s", [chunk_id])
-        row = cursor.fetchone()
-    return row[0] if row else ""

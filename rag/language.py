@@ -58,7 +58,7 @@ def source_language_note(question_language: str | None, source_language: str | N
     return SOURCE_LANGUAGE_NOTES.get(question_language, DEFAULT_NOTE)
 
 
-_company_languages: dict[int, tuple[tuple, str | None]] = {}
+_company_languages: dict[int, tuple[tuple[int, int], str | None]] = {}
 # Chunks sampled to tell a company's documents' language.
 LANGUAGE_SAMPLE = 30
 
@@ -73,12 +73,13 @@ def company_language(company_id: int) -> str | None:
 
     from django.db import connection
 
+    from rag.retrieval import _corpus_signature
+
+    signature = _corpus_signature(company_id)
+    cached = _company_languages.get(company_id)
+    if cached and cached[0] == signature:
+        return cached[1]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT chunk_count, total_length FROM rag_corpusstat WHERE company_id = %s", [company_id])
-        signature = tuple(cursor.fetchone() or ())
-        cached = _company_languages.get(company_id)
-        if cached and cached[0] == signature:
-            return cached[1]
         cursor.execute("SELECT text FROM rag_chunk WHERE company_id = %s ORDER BY id LIMIT %s",
                        [company_id, LANGUAGE_SAMPLE * 4])
         texts = [row[0] for row in cursor.fetchall()][::4][:LANGUAGE_SAMPLE]
