@@ -66,7 +66,7 @@ def main() -> int:
     from billing.models import Plan
     from billing.services import subscription_start
     from bots.demo import DEMO_DIR
-    from bots.services import bot_connect
+    from bots.lifecycle import bot_connect
     from bots.telegram_emulator import TelegramEmulator
     from saas_bot.api.models import ApiKey
     from rag.services import document_add, documents_ingest

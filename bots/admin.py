@@ -1,6 +1,6 @@
 """Bots, conversations and end users for company admins; the Telegram inbox for platform staff.
 
-Every write goes through ``bots.services`` (connect, replace token, enable/disable, delete, webhook);
+Every write goes through ``bots.lifecycle`` and ``bots.telegram_setup`` (connect, replace token, enable/disable, delete, webhook);
 service errors become form errors or admin messages, never a 500.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from telegram.error import TelegramError
 
-from bots import services
+from bots.lifecycle import bot_connect, bot_delete, bot_replace_token, bot_set_status
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
+from bots.telegram_setup import bot_register_webhook, bot_webhook_info
 from saas_bot.admin_site import reverse_or_none
 from saas_bot.errors import ServiceError
 from tenants.access import current_company, is_platform_staff
@@ -54,7 +54,7 @@ class BotAddForm(forms.ModelForm):
             return cleaned
         try:
             # Connecting is the one write of this form; it happens here so Telegram's refusal is a form error.
-            self.instance = services.bot_connect(company=company, token=token, name=cleaned.get("name") or "")
+            self.instance = bot_connect(company=company, token=token, name=cleaned.get("name") or "")
         except ServiceError as exc:
             raise forms.ValidationError(f"{exc.message} ({exc.code})", code=exc.code) from None
         return cleaned
@@ -82,7 +82,7 @@ class BotChangeForm(forms.ModelForm):
         if token and not self.errors:
             fresh = Bot.objects.get(pk=self.instance.pk)
             try:
-                fresh = services.bot_replace_token(bot=fresh, token=token)
+                fresh = bot_replace_token(bot=fresh, token=token)
             except ServiceError as exc:
                 self.add_error("new_token", f"{exc.message} ({exc.code})")
                 return cleaned
@@ -162,11 +162,11 @@ class BotAdmin(CompanyScopedAdmin):
             super().save_related(request, form, formsets, change)
 
     def delete_model(self, request, obj):
-        services.bot_delete(bot=obj)  # deleteWebhook first
+        bot_delete(bot=obj)  # deleteWebhook first
 
     def delete_queryset(self, request, queryset):
         for bot in queryset:
-            services.bot_delete(bot=bot)
+            bot_delete(bot=bot)
 
     @admin.display(description="Webhook")
     def webhook_state(self, obj):
@@ -177,11 +177,9 @@ class BotAdmin(CompanyScopedAdmin):
     @admin.display(description="Webhook health (from Telegram)")
     def webhook_health(self, obj):
         try:
-            info = services.bot_webhook_info(bot=obj)
+            info = bot_webhook_info(bot=obj)
         except ServiceError as exc:
             return format_html('<span class="errornote">{} ({})</span>', exc.message, exc.code)
-        except TelegramError as exc:
-            return format_html('<span class="errornote">Telegram refused getWebhookInfo: {}</span>', exc)
         rows = [("URL", info["url"] or "none registered"),
                 ("URL matches this server", "yes" if info["matches"] else "no"),
                 ("Updates waiting at Telegram", info["pending_update_count"]),
@@ -203,12 +201,10 @@ class BotAdmin(CompanyScopedAdmin):
         if request.method != "POST" or not self.has_change_permission(request, bot):
             raise Http404
         try:
-            url = services.bot_register_webhook(bot=bot)
+            url = bot_register_webhook(bot=bot)
             messages.success(request, f"Webhook registered: {url}")
         except ServiceError as exc:
             messages.error(request, f"{exc.message} ({exc.code})")
-        except TelegramError as exc:
-            messages.error(request, f"Telegram refused: {exc}")
         return HttpResponseRedirect(reverse("admin:bots_bot_change", args=[bot.pk]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -220,14 +216,14 @@ class BotAdmin(CompanyScopedAdmin):
                   permissions=["change"])
     def disable_bots(self, request, queryset):
         for bot in queryset:
-            services.bot_set_status(bot=bot, active=False)
+            bot_set_status(bot=bot, active=False)
         messages.success(request, f"Disabled {queryset.count()} bot(s).")
 
     @admin.action(description="Enable selected bots (register the webhook again)", permissions=["change"])
     def enable_bots(self, request, queryset):
         for bot in queryset:
             try:
-                services.bot_set_status(bot=bot, active=True)
+                bot_set_status(bot=bot, active=True)
             except ServiceError as exc:
                 messages.error(request, f"{bot}: {exc.message} ({exc.code})")
 
@@ -389,7 +385,7 @@ class StuckFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         from django.conf import settings
 
-        from bots.updates import claim_stale_seconds
+        from bots.inbox import claim_stale_seconds
 
         now = timezone.now()
         if self.value() == "stuck":
@@ -434,7 +430,7 @@ class TelegramUpdateAdmin(StaffOnlyAdmin):
 
     @admin.action(description="Retry selected updates (process them again)", permissions=["view"])
     def retry(self, request, queryset):
-        from bots.updates import updates_retry
+        from bots.inbox import updates_retry
 
         count = updates_retry(update_pks=list(queryset.values_list("pk", flat=True)))
         messages.success(request, f"{count} update(s) queued again.")

@@ -113,7 +113,8 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
     public = f"http://127.0.0.1:{web_port}"
     out(f"==> 3/6 Telegram Bot API emulator on {emulator.base_url}; connecting @{DEMO_USERNAME}")
     with override_settings(TELEGRAM_API_BASE_URL=emulator.base_url, PUBLIC_BASE_URL=public):
-        from bots.services import bot_connect, bot_refresh_identity, bot_register_webhook, bot_replace_token
+        from bots.lifecycle import bot_connect, bot_refresh_identity, bot_replace_token
+        from bots.telegram_setup import bot_register_webhook
         from tenants.models import Company
 
         company = Company.objects.get(slug="acme")
@@ -187,7 +188,7 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
 def _disable_demo_bot(bot: Bot, emulator: TelegramEmulator, out) -> None:
     """Disable the demo bot while the emulator still answers (``deleteWebhook``), so nothing is left
     registered against an emulator that is gone."""
-    from bots.services import bot_set_status
+    from bots.lifecycle import bot_set_status
 
     with override_settings(TELEGRAM_API_BASE_URL=emulator.base_url):
         bot_set_status(bot=bot, active=False)

@@ -91,7 +91,7 @@ def owner_client(client, company):
 @pytest.fixture
 def bot(company, telegram):
     """Bot @acme_test_bot of "acme", connected through the emulator (getMe, token encrypted)."""
-    from bots.services import bot_connect
+    from bots.lifecycle import bot_connect
 
     telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
     return bot_connect(company=company, token=TEST_TOKEN, register_webhook=False)

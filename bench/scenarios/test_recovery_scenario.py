@@ -30,8 +30,8 @@ def test_recovery_scenario(live_server, telegram, make_company, private_redis, c
     from billing.ledger import usage_sweep
     from billing.models import UsageEvent
     from bots.models import Message, TelegramUpdate
-    from bots.services import bot_connect
-    from bots.updates import inbox_sweep
+    from bots.lifecycle import bot_connect
+    from bots.inbox import inbox_sweep
     from saas_bot.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, wait_until
 
     settings.TELEGRAM_RATE_REDIS_URL = private_redis.url

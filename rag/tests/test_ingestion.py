@@ -117,7 +117,7 @@ def test_indexing_records_embedding_tokens_in_the_ledger(company):
 
 
 def test_pasted_text_and_collections_scope_what_a_bot_answers_from(company, bot):
-    from bots.services import bot_document_ids
+    from bots.answers import bot_document_ids
     from rag.answering import answer_question
     from rag.models import Collection
     from rag.services import document_add_text

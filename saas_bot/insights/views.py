@@ -31,7 +31,7 @@ from billing.selectors import (
 )
 from bots.knowledge_gaps import knowledge_gap_resolve, knowledge_gaps
 from bots.models import Bot, Conversation, KnowledgeGapResolution, Message
-from bots.services import QUESTION_MAX_CHARS, ask
+from bots.answers import QUESTION_MAX_CHARS, ask
 from saas_bot.errors import NoLiveSubscription, ServiceError
 from tenants.access import can_edit, current_company, is_platform_staff
 from tenants.models import Company
@@ -97,7 +97,7 @@ def playground_index(request: HttpRequest) -> HttpResponse:
 
 
 def playground(request: HttpRequest, bot_id: int) -> HttpResponse:
-    """Ask one bot a question through the Telegram pipeline (``bots.services.ask``, channel "playground").
+    """Ask one bot a question through the Telegram pipeline (``bots.answers.ask``, channel "playground").
 
     The conversation id is kept in the session per bot, so follow-up questions use its memory; the
     "new conversation" button ends it. Service errors and limit replies are shown as messages.

@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bots.models import Conversation, Message
-from bots.services import bot_connect
+from bots.lifecycle import bot_connect
 from rag.models import Collection
 from rag.services import document_add_text
 from saas_bot.api.models import ApiKey

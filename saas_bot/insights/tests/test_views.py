@@ -78,7 +78,7 @@ def test_playground_bad_questions_are_messages(client, bot, question, text):
 
 
 def test_playground_limit_reached_is_a_warning(client, make_company, telegram):
-    from bots.services import bot_connect
+    from bots.lifecycle import bot_connect
 
     company = make_company("tiny", max_messages_per_period=0)
     telegram.add_bot("7300000001:AAFplaygroundLimit000000000000000001", username="tiny_bot")
