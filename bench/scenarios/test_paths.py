@@ -97,7 +97,7 @@ class PathRecorder:
 
 @pytest.mark.django_db(transaction=True)
 def test_update_path(bot, telegram, demo_kb, settings):
-    from saas_bot.pytest_plugin import make_update
+    from testing.pytest_plugin import make_update
     from saas_bot.tasking import wait_for_background_tasks
 
     update = make_update("how long do sharing links stay valid by default?", chat_id=6001)
@@ -114,7 +114,7 @@ def test_update_path(bot, telegram, demo_kb, settings):
 @pytest.mark.django_db(transaction=True)
 def test_document_path(company, settings):
     from rag.services import document_add
-    from saas_bot.pytest_plugin import DEMO_DIR
+    from testing.pytest_plugin import DEMO_DIR
     from saas_bot.tasking import wait_for_background_tasks
 
     path = sorted((DEMO_DIR / "kb").iterdir())[0]

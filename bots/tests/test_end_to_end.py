@@ -11,7 +11,7 @@ import pytest
 
 from billing.models import UsageEvent
 from bots.models import Message, TelegramUpdate
-from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder, make_update, switch_broker, wait_until
+from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, switch_broker, wait_until
 
 
 def _post(base_url, bot, payload):

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.models import UsageEvent
 from bots.models import Message, TelegramUpdate
-from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_until
+from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from bots.models import TelegramUpdate
-from saas_bot.pytest_plugin import make_update
+from testing.pytest_plugin import make_update
 
 pytestmark = pytest.mark.django_db
 
