@@ -80,6 +80,19 @@ def bot_set_status(*, bot: Bot, active: bool) -> Bot:
     return bot
 
 
+def bot_token_check(*, bot: Bot, token: str) -> None:
+    """Check a replacement token without changing anything: @BotFather's shape, accepted by Telegram
+    (``getMe``), and of the same Telegram bot. Forms call it to show a refusal next to the field.
+
+    Raises:
+        the errors of :func:`bot_replace_token`.
+    """
+    me = _token_identity(_token_checked(token))
+    if bot.telegram_id and me["id"] != bot.telegram_id:
+        raise ValidationFailed(code="bot_token_other_bot",
+                               message=f"This token belongs to @{me['username']}, not to {bot}.")
+
+
 def bot_replace_token(*, bot: Bot, token: str) -> Bot:
     """Give ``bot`` a new token (after @BotFather /revoke) keeping its chats, conversations and usage.
 
@@ -191,6 +204,33 @@ def bot_token_revoked(*, bot: Bot) -> None:
 # Settings a company may change on a bot (the API's and the admin's form fields).
 BOT_SETTINGS_FIELDS = ("name", "persona", "welcome_text", "help_text", "language", "limit_message",
                        "max_messages_per_period", "edited_messages", "conversation_idle_minutes")
+
+
+def bot_update(*, bot: Bot, changes: dict | None = None, collections: list | None = None, token: str | None = None,
+               status: str | None = None) -> Bot:
+    """One change of a bot, the same from the API, the admin and commands: a new token first (the same
+    Telegram bot, after @BotFather /revoke), then settings and collections, then enabling or disabling.
+
+    Args:
+        changes: settings (``BOT_SETTINGS_FIELDS``) -> value, validated by the caller's form or serializer.
+        collections: rag.Collection rows (replace the bot's set; [] = all documents); None = unchanged.
+        token: a replacement token; None or "" = unchanged.
+        status: Bot.Status.ACTIVE or DISABLED; None (or the current status) = unchanged.
+
+    Returns:
+        The bot as stored now.
+
+    Raises:
+        the errors of :func:`bot_replace_token`, :func:`bot_settings_update` and :func:`bot_set_status`.
+    """
+    if token:
+        bot = bot_replace_token(bot=bot, token=token)
+    if changes or collections is not None:
+        bot = bot_settings_update(bot=bot, changes=changes or {}, collections=collections)
+    if status is not None and status != bot.status:
+        bot = bot_set_status(bot=bot, active=status == Bot.Status.ACTIVE)
+    bot.refresh_from_db()
+    return bot
 
 
 def bot_settings_update(*, bot: Bot, changes: dict, collections: list | None = None) -> Bot:

@@ -24,7 +24,7 @@ from billing import selectors as usage_selectors
 from billing.models import UsageEvent
 from billing.services import subscription_get_live
 from bots.answers import ask
-from bots.lifecycle import bot_connect, bot_delete, bot_replace_token, bot_set_status, bot_settings_update
+from bots.lifecycle import bot_connect, bot_delete, bot_update
 from bots.telegram_setup import bot_webhook_info
 from bots.models import Bot, Conversation, Message
 from rag import services as document_services
@@ -153,7 +153,7 @@ class BotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyViewSe
         collections = data.pop("collections", None)
         bot = bot_connect(company=self.company, token=token, name=data.get("name", ""))
         if data or collections is not None:
-            bot = bot_settings_update(bot=bot, changes=data, collections=collections)
+            bot = bot_update(bot=bot, changes=data, collections=collections)
         return Response(s.BotSerializer(bot).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Change a bot's settings, status or token", tags=["bots"],
@@ -168,16 +168,8 @@ class BotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyViewSe
                                              context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        token = data.pop("token", None)
-        new_status = data.pop("status", None)
-        collections = data.pop("collections", None)
-        if token:
-            bot = bot_replace_token(bot=bot, token=token)
-        if data or collections is not None:
-            bot = bot_settings_update(bot=bot, changes=data, collections=collections)
-        if new_status is not None and new_status != bot.status:
-            bot = bot_set_status(bot=bot, active=new_status == Bot.Status.ACTIVE)
-        bot.refresh_from_db()
+        bot = bot_update(bot=bot, token=data.pop("token", None), status=data.pop("status", None),
+                         collections=data.pop("collections", None), changes=data)
         return Response(s.BotSerializer(bot).data)
 
     def destroy(self, request, *args, **kwargs):
