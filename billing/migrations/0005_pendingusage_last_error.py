@@ -11,6 +11,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='pendingusage',
             name='last_error',
-            field=models.TextField(blank=True, default='', help_text='Why recording it failed for a reason a retry cannot fix; the sweep leaves such rows (usage_check reports them).'),
+            field=models.TextField(blank=True, db_default='', default='', help_text='Why recording it failed for a reason a retry cannot fix; the sweep leaves such rows (usage_check reports them).'),
         ),
     ]
