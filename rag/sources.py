@@ -62,8 +62,10 @@ def source_get(*, company: Company, source_id: int) -> Source:
     return source
 
 
-def _source_clean(company: Company, values: dict) -> dict:
-    """Checked and normalised fields of a source; raises ValidationFailed with the field's code."""
+def source_clean(company: Company | None, values: dict) -> dict:
+    """Checked and normalised fields of a source (``values`` is changed and returned); raises
+    ValidationFailed with the field's code (``source_create``), NotFound for another company's collection
+    (not checked when ``company`` is None: a form whose choices are scoped already)."""
     url = values.get("url")
     if url is not None:
         url = url.strip() if isinstance(url, str) else url
@@ -87,7 +89,7 @@ def _source_clean(company: Company, values: dict) -> dict:
     if percent is not None and not 0 <= percent <= 100:
         raise ValidationFailed(code="source_alert_percent_invalid", message="change_alert_percent is 0 to 100.")
     collection = values.get("collection")
-    if collection is not None and collection.company_id != company.id:
+    if collection is not None and company is not None and collection.company_id != company.id:
         raise NotFound(code="collection_not_found", message="Collection not found.")
     if "name" in values:
         values["name"] = (values["name"] or "").strip()[:120]
@@ -108,7 +110,7 @@ def source_create(*, company: Company, name: str, url: str, kind: str = Source.K
             "source_name_missing").
         NotFound(code="collection_not_found"): the collection is another company's.
     """
-    values = _source_clean(company, {"name": name, "url": url, "kind": kind, "include_patterns": include_patterns,
+    values = source_clean(company, {"name": name, "url": url, "kind": kind, "include_patterns": include_patterns,
                                      "exclude_patterns": exclude_patterns, "max_pages": max_pages,
                                      "max_depth": max_depth, "schedule": schedule, "collection": collection,
                                      "change_alert_percent": change_alert_percent})
@@ -125,7 +127,7 @@ def source_update(*, company: Company, source_id: int, **changes) -> Source:
     unknown = set(changes) - set(SOURCE_FIELDS)
     if unknown:
         raise ValidationFailed(code="validation_failed", message=f"Unknown fields: {', '.join(sorted(unknown))}.")
-    values = _source_clean(company, dict(changes))
+    values = source_clean(company, dict(changes))
     with transaction.atomic():
         source = Source.objects.for_company(company).select_for_update().filter(id=source_id).first()
         if source is None:

@@ -367,6 +367,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two models have a "kind" field: the usage event's keeps KindEnum, a source's is named here.
+    "ENUM_NAME_OVERRIDES": {"KindEnum": "billing.models.UsageEvent.Kind", "SourceKindEnum": "rag.models.Source.Kind"},
 }
 # Static files (the admin's and Swagger UI's, from drf-spectacular-sidecar) are served by the web process
 # itself with WhiteNoise, straight from the installed apps: no collectstatic step, no CDN, no extra server.

@@ -166,3 +166,19 @@ def test_schedule_queues_due_sources_only(company, site, django_capture_on_commi
     run = SyncRun.objects.get(source=daily)
     assert run.trigger == "schedule" and run.status == SyncRun.Status.SUCCEEDED
     assert sources_sync_due() == 0  # ran less than a day ago
+
+
+def test_sync_sources_command_prints_progress_and_summary(company, site, make_company):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    other = make_company("beta")
+    mine = _website(company, site, max_depth=1)
+    source_create(company=other, name="Theirs", url=site.url("/"), max_depth=0)
+    out, err = StringIO(), StringIO()
+    call_command("sync_sources", "--company", company.slug, "--source", str(mine.id), stdout=out, stderr=err)
+    assert "Syncing Help:" in err.getvalue() and "page" in err.getvalue()
+    assert f"acme / Help (source {mine.id}" in out.getvalue() and "added" in out.getvalue()
+    assert "failed: " in out.getvalue()  # the redirect loop and the slow page, with their codes
+    assert not SyncRun.objects.filter(source__company=other).exists()
