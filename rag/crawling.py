@@ -73,7 +73,7 @@ class Fetcher:
     max_bytes: int
     allow_private: bool = False
     concurrency: int = 4
-    rate_per_second: float = 10.0
+    rate_per_second: float = 20.0
     max_crawl_delay: float = 10.0
     transport: httpx.BaseTransport | None = None
     bytes_received: int = 0

@@ -153,7 +153,7 @@ DOCUMENT_URL_ALLOW_PRIVATE = env.bool("DOCUMENT_URL_ALLOW_PRIVATE", default=Fals
 SOURCE_USER_AGENT = env("SOURCE_USER_AGENT", default="saas_bot-sync/1.0 (knowledge base sync; respects robots.txt)")
 SOURCE_FETCH_TIMEOUT_SECONDS = env.float("SOURCE_FETCH_TIMEOUT_SECONDS", default=15.0)
 SOURCE_HOST_CONCURRENCY = env.int("SOURCE_HOST_CONCURRENCY", default=4)
-SOURCE_HOST_RATE_PER_SECOND = env.float("SOURCE_HOST_RATE_PER_SECOND", default=10.0)
+SOURCE_HOST_RATE_PER_SECOND = env.float("SOURCE_HOST_RATE_PER_SECOND", default=20.0)
 SOURCE_MAX_CRAWL_DELAY_SECONDS = env.float("SOURCE_MAX_CRAWL_DELAY_SECONDS", default=10.0)
 SOURCE_MAX_PAGES_LIMIT = env.int("SOURCE_MAX_PAGES_LIMIT", default=5000)  # the most a source may ask for
 # Extraction bounds (rag/extraction, docs/retrieval.md "Bounds"): a document past one is failed with a code.
