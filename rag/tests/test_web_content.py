@@ -3,7 +3,7 @@ sentences kept (target >= 0.95), the cookie banner, navigation, sidebar and foot
 import httpx
 
 from rag.local_site import BOILERPLATE_SENTENCES, NAV_LABELS, LocalSite
-from rag.web_content import page_links, page_main_content
+from rag.web_content import PageContent, page_links, page_main_content
 
 
 def extraction_scores(site: LocalSite) -> tuple[float, float, int]:
@@ -39,8 +39,9 @@ def test_page_links_are_absolute_without_fragments_or_nofollow():
         "https://help.example/docs/a.html", "https://other.example/z"]
 
 
-def test_garbage_has_no_main_content():
-    assert page_main_content(b"\x00\xff not html").markdown == ""
+def test_empty_and_script_only_pages_have_no_main_content():
+    for html in ("", "<html></html>", b"<html><body><script>x = 1</script></body></html>"):
+        assert page_main_content(html) == PageContent(title="", markdown="")
 
 
 def _plain(text: str) -> str:
