@@ -203,8 +203,13 @@ def _active_run(source: Source) -> SyncRun | None:
 
 def sources_sync_due(*, now=None) -> int:
     """Queue a run of every daily or weekly source whose last run finished that long ago (or never ran);
-    beat calls it every 15 minutes (all companies). Returns how many runs were queued."""
+    beat calls it every 15 minutes (all companies). Runs queued or running for more than ``RUN_STALE_AFTER``
+    (a worker that died) are marked failed first. Returns how many runs were queued."""
     now = now or timezone.now()
+    SyncRun.objects.filter(status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING],
+                           created_at__lt=now - RUN_STALE_AFTER).update(
+        status=SyncRun.Status.FAILED, finished_at=now,
+        error=f"Stopped: not finished {RUN_STALE_AFTER} after it was queued (its worker stopped).")
     queued = 0
     for source in Source.objects.exclude(schedule=Source.Schedule.MANUAL).select_related("company"):
         interval = SCHEDULE_INTERVALS[source.schedule]
@@ -240,8 +245,11 @@ def sync_run_execute(*, run_id: int, progress: RunProgress | None = None) -> Syn
         run = SyncRun.objects.select_for_update().select_related("source", "company").filter(id=run_id).first()
         if run is None or run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED):
             return run
+        # A redelivered task (its worker died mid-run) starts the run over: the counters start from zero.
         run.status, run.started_at = SyncRun.Status.RUNNING, timezone.now()
-        run.save(update_fields=["status", "started_at"])
+        run.pages_done = run.pages_total = run.added = run.changed = run.removed = run.failed = run.unchanged = 0
+        run.failures, run.error = [], ""
+        run.save()
     fetcher = crawling.Fetcher(user_agent=settings.SOURCE_USER_AGENT, timeout=settings.SOURCE_FETCH_TIMEOUT_SECONDS,
                                max_bytes=settings.DOCUMENT_MAX_BYTES,
                                allow_private=settings.DOCUMENT_URL_ALLOW_PRIVATE,

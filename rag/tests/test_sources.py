@@ -182,3 +182,19 @@ def test_sync_sources_command_prints_progress_and_summary(company, site, make_co
     assert f"acme / Help (source {mine.id}" in out.getvalue() and "added" in out.getvalue()
     assert "failed: " in out.getvalue()  # the redirect loop and the slow page, with their codes
     assert not SyncRun.objects.filter(source__company=other).exists()
+
+
+def test_a_run_left_by_a_dead_worker_is_failed_and_the_source_queued_again(company, site,
+                                                                           django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    source = _website(company, site, schedule=Source.Schedule.WEEKLY, max_depth=0)
+    dead = SyncRun.objects.create(company=company, source=source, status=SyncRun.Status.RUNNING)
+    SyncRun.objects.filter(id=dead.id).update(created_at=timezone.now() - timedelta(hours=7))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sources_sync_due() == 1
+    dead.refresh_from_db()
+    assert dead.status == SyncRun.Status.FAILED and "worker stopped" in dead.error
+    assert SyncRun.objects.filter(source=source, status=SyncRun.Status.SUCCEEDED).count() == 1
