@@ -44,7 +44,7 @@ def main() -> int:
     from rag.sources import source_create, source_sync
     from tenants.services import company_create
 
-    rows, checks = [], []
+    rows, checks, results_size_kb = [], [], 0.0
     articles = args.sections * args.pages_per_section
     try:
         log("migrating the private database")
@@ -73,6 +73,7 @@ def main() -> int:
                              f"{run.bytes_received:,}", run.added, run.changed, run.removed, run.failed,
                              run.unchanged])
         first_bytes, _ = results["first crawl"]
+        results_size_kb = first_bytes / max(1, rows[0][3]) / 1000
         again_bytes, again_seconds = results["re-sync, unchanged"]
         share = again_bytes / first_bytes
         checks = [f"unchanged re-sync transferred {share:.2%} of the first crawl's bytes (target <= 5 %): "
@@ -86,7 +87,8 @@ def main() -> int:
     body = (f"## Source sync (`bench/sync_sources.py`, issue 17)\n\n"
             f"{machine_lines(info)}Other processes at start: {load_note}.\n\n"
             f"A local site of {articles} articles in {args.sections} sections (plus the index and section pages; "
-            f"generated help-centre pages of about 4.5 KB with banner, navigation, sidebar and footer), crawled "
+            f"generated help-centre pages of about {results_size_kb:.1f} KB with banner, navigation, sidebar and footer), "
+            "crawled "
             f"as a website source (depth 2) with SOURCE_HOST_CONCURRENCY={settings.SOURCE_HOST_CONCURRENCY} and "
             f"SOURCE_HOST_RATE_PER_SECOND={settings.SOURCE_HOST_RATE_PER_SECOND:g}. Bytes sent: the site's "
             "status lines, headers and bodies; bytes received: response bodies as the run counted them. The "
