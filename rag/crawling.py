@@ -66,7 +66,10 @@ class HostLimiter:
 
 @dataclass
 class Fetcher:
-    """One run's HTTP side: a pinned client, the per-host limiter, and the bytes received (bodies)."""
+    """One run's HTTP side: a pinned client, the per-host limiter, and the bytes received (bodies).
+
+    ``transport`` and ``resolver`` replace the far end and DNS (tests); the address check stays.
+    """
 
     user_agent: str
     timeout: float
@@ -76,6 +79,7 @@ class Fetcher:
     rate_per_second: float = 20.0
     max_crawl_delay: float = 10.0
     transport: httpx.BaseTransport | None = None
+    resolver: fetching.Resolver = fetching.system_resolver
     bytes_received: int = 0
     _client: httpx.Client | None = field(default=None, repr=False)
     _limiter: HostLimiter | None = field(default=None, repr=False)
@@ -83,7 +87,8 @@ class Fetcher:
 
     def __post_init__(self) -> None:
         self._client = fetching.pinned_client(timeout=self.timeout, allow_private=self.allow_private,
-                                              transport=self.transport, user_agent=self.user_agent)
+                                              transport=self.transport, user_agent=self.user_agent,
+                                              resolver=self.resolver)
         self._limiter = HostLimiter(concurrency=self.concurrency, rate_per_second=self.rate_per_second)
 
     def close(self) -> None:
@@ -144,10 +149,19 @@ class Robots:
 
 
 def same_site(url: str, start: str) -> bool:
-    """Same host and port as ``start`` (http and https of one host count as one site)."""
+    """Same host as ``start`` and the same port, where the default ports of http and https count as one
+    (``http://h/`` and ``https://h/`` are one site; ``https://h:8443/`` is another)."""
     a, b = urlsplit(url), urlsplit(start)
-    return a.scheme in ("http", "https") and (a.hostname or "").lower() == (b.hostname or "").lower() and \
-        (a.port or (443 if a.scheme == "https" else 80)) == (b.port or (443 if b.scheme == "https" else 80))
+    if a.scheme not in ("http", "https") or (a.hostname or "").lower() != (b.hostname or "").lower():
+        return False
+    try:
+        ports = (a.port, b.port)
+    except ValueError:
+        return False
+    default = {"http": 80, "https": 443}
+    port_a = ports[0] if ports[0] not in (None, default[a.scheme]) else None
+    port_b = ports[1] if ports[1] not in (None, default.get(b.scheme)) else None
+    return port_a == port_b
 
 
 def patterns_of(text: str) -> list[str]:
