@@ -21,6 +21,7 @@ for every company. docs/answers.md has the figures behind the choice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from functools import lru_cache
@@ -32,6 +33,19 @@ from langchain_core.embeddings import Embeddings
 from saas_bot.errors import ProviderUnavailable
 
 _lock = threading.RLock()
+logger = logging.getLogger(__name__)
+
+
+class _TorchQueries:
+    """``encode`` on sentence-transformers, for a venv without onnxruntime (same vectors within 1e-4)."""
+
+    def __init__(self, provider: "LocalMiniLMEmbeddings") -> None:
+        self.provider = provider
+
+    def encode(self, texts: list[str]):
+        import numpy as np
+
+        return np.asarray(self.provider.embed_documents(list(texts)), dtype=np.float32).reshape(len(texts), -1)
 
 
 class LocalMiniLMEmbeddings(Embeddings):
@@ -91,8 +105,13 @@ class LocalMiniLMEmbeddings(Embeddings):
     def _load_query_model(self):
         with _lock:
             if self._query_model is None:
-                from rag.onnx_minilm import OnnxMiniLM
-
+                try:
+                    from rag.onnx_minilm import OnnxMiniLM
+                except ImportError:  # a venv installed before onnxruntime was pinned: `make install` fixes it
+                    logger.warning("onnxruntime is not installed (run `make install`): questions are embedded "
+                                   "with torch in this process")
+                    self._query_model = _TorchQueries(self)
+                    return self._query_model
                 self._query_model = OnnxMiniLM(threads=settings.EMBEDDING_TORCH_THREADS)
             return self._query_model
 
