@@ -198,9 +198,11 @@ def dense_path(company_id: int) -> str:
     from rag.retrieval import _company_share
 
     company_chunks, total = _company_share(company_id)
+    share = company_chunks / max(total, 1)
     if company_chunks > settings.RAG_EXACT_SEARCH_MAX_CHUNKS:
-        share = company_chunks / max(total, 1)
-        return f"HNSW (share {share:.2f})"
+        if share * settings.RAG_HNSW_EF_SEARCH_MAX >= 50:  # dense_search's rule for its pool of 50
+            return f"HNSW (share {share:.3f})"
+        return f"exact scan (share {share:.3f}: HNSW could not fill the pool)"
     return f"exact scan (<= {settings.RAG_EXACT_SEARCH_MAX_CHUNKS} chunks)"
 
 
