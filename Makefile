@@ -13,7 +13,7 @@ TELEGRAM_PORT ?=
 OWNER ?=
 GUNICORN_CONF := saas_bot/gunicorn_conf.py
 
-.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench-first-question bench clean-var
+.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench-first-question bench-sync-sources bench clean-var
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -66,9 +66,11 @@ bench-recovery: install
 	$(PY) bench/recovery.py
 bench-first-question: install
 	$(PY) bench/first_question.py
+bench-sync-sources: install
+	$(PY) bench/sync_sources.py
 bench-scifact: install
 	$(PY) manage.py eval_retrieval --beir ../shared/data/beir/scifact --split train
-bench: bench-webhook bench-telegram bench-recovery bench-ingest bench-hostile bench-retrieval bench-usage bench-first-question bench-scifact
+bench: bench-webhook bench-telegram bench-recovery bench-ingest bench-hostile bench-retrieval bench-usage bench-first-question bench-sync-sources bench-scifact
 
 clean-var:
 	rm -rf var
