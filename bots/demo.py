@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test.utils import override_settings
 
 from bots.models import Bot, TelegramUpdate
@@ -78,7 +78,10 @@ def _chat_id(update: dict) -> int | None:
 
 def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port: int = 0,
              telegram_port: int = 0) -> int:
-    """Run the demo; returns the process exit code (0 when every update was processed).
+    """Run the demo; returns the process exit code (0 when every file was indexed and every update
+    was processed; 1 otherwise, after replaying the updates against the files that were indexed).
+    Whatever happens after the demo bot is connected (a failure, Ctrl-C), it is disabled before the
+    emulator stops.
 
     Args:
         port: the web app's port on 127.0.0.1 (0 = a free one).
@@ -108,9 +111,58 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
     out("==> 2/6 Company 'acme' on plan 'starter'")
     call_command("company_setup", slug="acme", name="Acme Cloud Storage", plan="starter")
     emulator = TelegramEmulator(port=telegram_port).start()
+    bot = None
+    web = None
+    failures = 0
+    ingest_error = ""
+    public = f"http://127.0.0.1:{port or _free_port()}"
+    try:
+        bot, webhook_url = _connect_demo_bot(emulator, public, out)
+        company = bot.company
+        _reset_demo_state(bot, out)
+        out(f"==> 4/6 Ingesting {kb}")
+        _sync_knowledge_base(company, kb, out)
+        try:
+            call_command("ingest", str(kb), company="acme")
+        except CommandError as exc:
+            # Files that could be read are indexed; the replay still shows what the bot answers from them.
+            ingest_error = str(exc)
+            out(f"    {exc} The replay goes on with the files that were indexed.")
+        out(f"==> 5/6 Starting the web app (gunicorn) on {public}")
+        env = dict(os.environ, TELEGRAM_API_BASE_URL=emulator.base_url, PUBLIC_BASE_URL=public)
+        web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "saas_bot.wsgi:application", "--bind", public.removeprefix("http://"),
+             "--config", str(Path(settings.BASE_DIR) / "saas_bot" / "gunicorn_conf.py"),
+             "--workers", "1", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning",
+             "--timeout", "120"],
+            env=env, cwd=settings.BASE_DIR)
+        _wait_http(public, web)
+        failures += _replay(bot, webhook_url, emulator, update_files, updates, timeout, out)
+    finally:
+        if web is not None:
+            web.send_signal(signal.SIGTERM)
+            try:
+                web.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                web.kill()
+        if bot is not None:
+            # Also after a failure (ingestion, the web app not starting, Ctrl-C): nothing is left enabled
+            # against an emulator that is about to be gone.
+            _disable_demo_bot(bot, emulator, out)
+        emulator.stop()
+    answered = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.DONE).count()
+    ignored = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.IGNORED).count()
+    out(f"\nDone: {len(update_files)} updates replayed: {answered} handled with a reply or action, {ignored} ignored, "
+        f"{failures} failed. The inbox, messages and usage stay in the database (var/).")
+    if ingest_error:
+        out(f"Some files of {kb} were not indexed: {ingest_error}")
+    return 1 if failures or ingest_error else 0
+
+
+def _connect_demo_bot(emulator: TelegramEmulator, public: str, out) -> tuple[Bot, str]:
+    """Connect (or re-enable) the demo bot against the emulator and register its webhook under
+    ``public`` (the web app's base URL, ``http://127.0.0.1:PORT``); returns (bot, webhook URL)."""
     emulator.add_bot(DEMO_TOKEN, id=DEMO_BOT_ID, username=DEMO_USERNAME, first_name="Acme Cloud Support")
-    web_port = port or _free_port()
-    public = f"http://127.0.0.1:{web_port}"
     out(f"==> 3/6 Telegram Bot API emulator on {emulator.base_url}; connecting @{DEMO_USERNAME}")
     with override_settings(TELEGRAM_API_BASE_URL=emulator.base_url, PUBLIC_BASE_URL=public):
         from bots.services import bot_connect, bot_refresh_identity, bot_register_webhook, bot_replace_token
@@ -128,60 +180,41 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
             Bot.objects.filter(id=bot.id).update(name=DEMO_BOT_NAME)
         webhook_url = bot_register_webhook(bot=bot)
     out(f"    webhook registered: {webhook_url}")
-    _reset_demo_state(bot, out)
-    out(f"==> 4/6 Ingesting {kb}")
-    _sync_knowledge_base(company, kb, out)
-    call_command("ingest", str(kb), company="acme")
-    out(f"==> 5/6 Starting the web app (gunicorn) on {public}")
-    env = dict(os.environ, TELEGRAM_API_BASE_URL=emulator.base_url, PUBLIC_BASE_URL=public)
-    web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "saas_bot.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
-         "--config", str(Path(settings.BASE_DIR) / "saas_bot" / "gunicorn_conf.py"),
-         "--workers", "1", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning",
-         "--timeout", "120"],
-        env=env, cwd=settings.BASE_DIR)
+    return bot, webhook_url
+
+
+def _replay(bot: Bot, webhook_url: str, emulator: TelegramEmulator, update_files: list[Path], updates: Path,
+            timeout: float, out) -> int:
+    """Post each update file to the webhook and print the bot's replies; returns the number of updates
+    that ended failed."""
     failures = 0
-    try:
-        _wait_http(public, web)
-        out(f"==> 6/6 Replaying {len(update_files)} updates from {updates}")
-        token_secret = {"X-Telegram-Bot-Api-Secret-Token": bot.webhook_secret}
-        with httpx.Client(timeout=10) as client:
-            for number, path in enumerate(update_files, start=1):
-                try:
-                    payload = json.loads(path.read_text())
-                except ValueError as exc:
-                    out(f"\n[{number}/{len(update_files)}] {path.name}: not JSON ({exc}); skipped")
-                    continue
-                before = len(emulator.sent_messages())
-                response = client.post(webhook_url, json=payload, headers=token_secret)
-                out(f"\n[{number}/{len(update_files)}] {path.name}  -> webhook HTTP {response.status_code}")
-                out(f"  user: {_describe(payload)}")
-                if response.status_code != 200 or not isinstance(payload.get("update_id"), int):
-                    continue
-                status = _wait_processed(bot.id, payload["update_id"], timeout)
-                replies = emulator.sent_messages()[before:]
-                if status == TelegramUpdate.Status.FAILED:
-                    failures += 1
-                    error = TelegramUpdate.objects.get(bot=bot, update_id=payload["update_id"]).error
-                    out(f"  FAILED: {error}")
-                elif not replies:
-                    out(f"  bot: (no reply: {status})")
-                for reply in replies:
-                    text = _visible(str(reply.get("text", "")), reply.get("parse_mode"))
-                    out("  bot: " + text.replace("\n", "\n       "))
-    finally:
-        web.send_signal(signal.SIGTERM)
-        try:
-            web.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            web.kill()
-        _disable_demo_bot(bot, emulator, out)
-        emulator.stop()
-    answered = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.DONE).count()
-    ignored = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.IGNORED).count()
-    out(f"\nDone: {len(update_files)} updates replayed: {answered} handled with a reply or action, {ignored} ignored, "
-        f"{failures} failed. The inbox, messages and usage stay in the database (var/).")
-    return 1 if failures else 0
+    out(f"==> 6/6 Replaying {len(update_files)} updates from {updates}")
+    token_secret = {"X-Telegram-Bot-Api-Secret-Token": bot.webhook_secret}
+    with httpx.Client(timeout=10) as client:
+        for number, path in enumerate(update_files, start=1):
+            try:
+                payload = json.loads(path.read_text())
+            except ValueError as exc:
+                out(f"\n[{number}/{len(update_files)}] {path.name}: not JSON ({exc}); skipped")
+                continue
+            before = len(emulator.sent_messages())
+            response = client.post(webhook_url, json=payload, headers=token_secret)
+            out(f"\n[{number}/{len(update_files)}] {path.name}  -> webhook HTTP {response.status_code}")
+            out(f"  user: {_describe(payload)}")
+            if response.status_code != 200 or not isinstance(payload.get("update_id"), int):
+                continue
+            status = _wait_processed(bot.id, payload["update_id"], timeout)
+            replies = emulator.sent_messages()[before:]
+            if status == TelegramUpdate.Status.FAILED:
+                failures += 1
+                error = TelegramUpdate.objects.get(bot=bot, update_id=payload["update_id"]).error
+                out(f"  FAILED: {error}")
+            elif not replies:
+                out(f"  bot: (no reply: {status})")
+            for reply in replies:
+                text = _visible(str(reply.get("text", "")), reply.get("parse_mode"))
+                out("  bot: " + text.replace("\n", "\n       "))
+    return failures
 
 
 def _disable_demo_bot(bot: Bot, emulator: TelegramEmulator, out) -> None:

@@ -32,7 +32,10 @@ def when_ready(server) -> None:
         if bind.startswith("unix:"):
             continue
         lines = [f"  {what:<9} {url}" for what, url in site_urls(bind)]
-        print("saas_bot is serving:\n" + "\n".join(lines), file=sys.stderr, flush=True)
+        host = bind.rpartition(":")[0].strip("[]")
+        where = (f"on every network interface ({bind}); from this machine:" if host in ("", "0.0.0.0", "::")
+                 else f"on {bind}:")
+        print(f"saas_bot is serving {where}\n" + "\n".join(lines), file=sys.stderr, flush=True)
 
 
 def post_worker_init(worker) -> None:

@@ -41,3 +41,26 @@ def test_the_demo_bot_is_disabled_and_its_webhook_removed(company, telegram, set
     assert Bot.objects.get(pk=bot.pk).status == Bot.Status.DISABLED
     assert telegram.webhook(DEMO_TOKEN) is None
     assert "disabled (webhook removed)" in lines[0]
+
+
+@pytest.mark.django_db
+def test_a_demo_that_fails_still_disables_its_bot(tmp_path, monkeypatch):
+    """A file of the KB folder cannot be read (the demo goes on with the others), then the web app cannot
+    start (a settings module that does not exist): run_demo raises, and the bot it connected is disabled
+    anyway, so nothing stays enabled against the emulator that is gone."""
+    from bots.demo import DEMO_BOT_ID, run_demo
+
+    kb, updates = tmp_path / "kb", tmp_path / "updates"
+    kb.mkdir()
+    updates.mkdir()
+    (kb / "parking.txt").write_text("Parking is free for visitors in the front lot.\n")
+    (kb / "broken.pdf").write_bytes(b"this is not a PDF")
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "no_such_settings_module")
+    lines = []
+    with pytest.raises(RuntimeError, match="the web app exited"):
+        run_demo(kb=kb, updates=updates, out=lines.append)
+    bot = Bot.objects.get(telegram_id=DEMO_BOT_ID)
+    assert bot.status == Bot.Status.DISABLED
+    assert any("could not be indexed" in line and "goes on with the files that were indexed" in line
+               for line in lines)
+    assert any("disabled (webhook removed)" in line for line in lines)

@@ -51,3 +51,16 @@ def test_make_run_prints_urls_a_browser_can_open():
                                          ("Health", "http://127.0.0.1:8000/healthz")]
     assert site_urls("[::]:8080")[0] == ("Home", "http://127.0.0.1:8080/")
     assert site_urls("10.0.0.5:9000")[1] == ("Admin", "http://10.0.0.5:9000/admin/")
+
+
+def test_make_run_says_when_it_listens_on_every_interface(capsys):
+    from types import SimpleNamespace
+
+    from saas_bot.gunicorn_conf import when_ready
+
+    when_ready(SimpleNamespace(cfg=SimpleNamespace(bind=["0.0.0.0:8000", "unix:/tmp/x.sock"])))
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "saas_bot is serving on every network interface (0.0.0.0:8000); from this machine:")
+    when_ready(SimpleNamespace(cfg=SimpleNamespace(bind=["127.0.0.1:8001"])))
+    out = capsys.readouterr().err
+    assert out.startswith("saas_bot is serving on 127.0.0.1:8001:\n") and "http://127.0.0.1:8001/admin/" in out
