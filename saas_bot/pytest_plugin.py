@@ -317,8 +317,8 @@ def web_servers(settings):
             port = s.getsockname()[1]
         env = dict(os.environ, REDIS_URL=broker_url, CELERY_BROKER_URL=broker_url,
                    TELEGRAM_API_BASE_URL=settings.TELEGRAM_API_BASE_URL, TELEGRAM_RATE_REDIS_URL=broker_url,
-                   DATABASE_NAME=connection.settings_dict["NAME"], LOG_LEVEL="WARNING", EMBEDDING_WARM_UP="false",
-                   **extra_env)
+                   DATABASE_NAME=connection.settings_dict["NAME"], LOG_LEVEL="WARNING", EMBEDDING_WARM_UP="false")
+        env.update(extra_env)
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "saas_bot.wsgi:application", "--bind", f"127.0.0.1:{port}",
              "--workers", "1", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"],

@@ -19,7 +19,8 @@ from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_un
 UPDATES = 24
 BOTS = 3
 CHATS = 20
-QUESTIONS = ["what are your support hours?", "how do I reset my password?", "how do I delete my account?",
+# Questions the demo knowledge base answers with the chat model (none refused by the relevance gate).
+QUESTIONS = ["what are your support hours?", "how do I delete my account?",
              "how long do sharing links stay valid by default?"]
 
 
@@ -92,4 +93,4 @@ def test_two_web_processes_and_two_workers_lose_nothing_and_answer_once(
     # Both workers took part (a claim records its worker as host:pid), and the model was really asked.
     holders = {holder.rsplit(":", 1)[1] for holder in stored.values_list("locked_by", flat=True)}
     assert holders == {str(worker.pid) for worker in workers}
-    assert len(llm.requests) >= UPDATES // 2  # (one of the questions is answered without it)
+    assert len(llm.requests) == UPDATES
