@@ -18,7 +18,7 @@ GUNICORN_CONF := saas_bot/gunicorn_conf.py
 ANSWER_CONCURRENCY ?= 64
 INGEST_CONCURRENCY ?= 2
 
-.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench-first-question bench-answers bench clean-var
+.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench-first-question bench-answers bench-sync-sources bench clean-var
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -74,9 +74,11 @@ bench-first-question: install
 	$(PY) bench/first_question.py
 bench-answers: install
 	$(PY) bench/answer_throughput.py
+bench-sync-sources: install
+	$(PY) bench/sync_sources.py
 bench-scifact: install
 	$(PY) manage.py eval_retrieval --beir ../shared/data/beir/scifact --split train
-bench: bench-webhook bench-telegram bench-answers bench-recovery bench-ingest bench-hostile bench-retrieval bench-usage bench-first-question bench-scifact
+bench: bench-webhook bench-telegram bench-answers bench-recovery bench-ingest bench-hostile bench-retrieval bench-usage bench-first-question bench-sync-sources bench-scifact
 
 clean-var:
 	rm -rf var

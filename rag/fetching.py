@@ -14,6 +14,7 @@ refused). IPv4-compatible addresses (``::a.b.c.d``, deprecated by RFC 4291) are 
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -151,13 +152,37 @@ class PinnedTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+USER_AGENT = "saas_bot document fetcher"
+
+
 @dataclass(frozen=True)
 class Fetched:
-    """A fetched document: the final URL (after redirects), its media type (lower case) and the body."""
+    """A fetched document: the final URL (after redirects), its media type (lower case) and the body.
+
+    ``status`` is 304 (and ``body`` empty) when a conditional request found the page unchanged; ``etag`` and
+    ``last_modified`` are the response's validators (empty when absent), to send back next time.
+    """
 
     url: str
     content_type: str
     body: bytes
+    status: int = 200
+    etag: str = ""
+    last_modified: str = ""
+
+
+def pinned_client(*, timeout: float, allow_private: bool = False, resolver: Resolver = system_resolver,
+                  transport: httpx.BaseTransport | None = None, user_agent: str = USER_AGENT) -> httpx.Client:
+    """An httpx client whose every request goes through ``PinnedTransport`` (redirects are not followed:
+    ``url_fetch`` checks each one). Reusing one client keeps connections alive across pages of one site.
+
+    Args:
+        timeout: seconds, httpx's connect/read/write/pool timeout.
+        user_agent: the ``User-Agent`` header of every request.
+    """
+    pinned = PinnedTransport(resolver=resolver, allow_private=allow_private, inner=transport)
+    return httpx.Client(transport=pinned, timeout=timeout, follow_redirects=False,
+                        headers={"User-Agent": user_agent})
 
 
 class ContentTooLarge(Exception):
@@ -166,10 +191,15 @@ class ContentTooLarge(Exception):
 
 def url_fetch(url: str, *, max_bytes: int, timeout: float, allow_private: bool = False,
               resolver: Resolver = system_resolver, accept: Callable[[str], None] | None = None,
-              transport: httpx.BaseTransport | None = None) -> Fetched:
+              transport: httpx.BaseTransport | None = None, headers: dict[str, str] | None = None,
+              client: httpx.Client | None = None) -> Fetched:
     """GET ``url`` through ``PinnedTransport``, following up to ``MAX_REDIRECTS`` redirects (each checked).
 
     Args:
+        headers: extra request headers, e.g. ``If-None-Match`` / ``If-Modified-Since``; a 304 answer is
+            returned as ``Fetched(status=304, body=b"")``.
+        client: a ``pinned_client`` to reuse (its own timeout and User-Agent apply; ``allow_private``,
+            ``resolver``, ``transport`` and ``timeout`` here are then unused). It is not closed.
         max_bytes: the body is read while it streams and refused past this many bytes.
         timeout: seconds, httpx's connect/read/write/pool timeout.
         accept: called with the media type before the body is read; raises to refuse it.
@@ -180,14 +210,17 @@ def url_fetch(url: str, *, max_bytes: int, timeout: float, allow_private: bool =
         ContentTooLarge: the body is over ``max_bytes``.
     """
     url_check(url)
-    pinned = PinnedTransport(resolver=resolver, allow_private=allow_private, inner=transport)
     body = bytearray()
+    owned = client is None
+    if owned:
+        client = pinned_client(timeout=timeout, allow_private=allow_private, resolver=resolver, transport=transport)
     try:
-        with httpx.Client(transport=pinned, timeout=timeout, follow_redirects=False,
-                          headers={"User-Agent": "saas_bot document fetcher"}) as client:
+        with contextlib.ExitStack() as stack:
+            if owned:
+                stack.enter_context(client)
             target = url
             for _ in range(MAX_REDIRECTS + 1):
-                with client.stream("GET", target) as response:
+                with client.stream("GET", target, headers=headers) as response:
                     location = response.headers.get("location")
                     if response.is_redirect and location:
                         try:
@@ -197,9 +230,15 @@ def url_fetch(url: str, *, max_bytes: int, timeout: float, allow_private: bool =
                                                    message=f"{url} redirects to an invalid URL.") from None
                         url_check(target)
                         continue
+                    etag = response.headers.get("etag", "")[:500]
+                    last_modified = response.headers.get("last-modified", "")[:100]
+                    if response.status_code == 304:
+                        return Fetched(url=target, content_type="", body=b"", status=304, etag=etag,
+                                       last_modified=last_modified)
                     if response.status_code >= 400:
                         raise ValidationFailed(code="document_url_unreachable",
-                                               message=f"{url} answered HTTP {response.status_code}.")
+                                               message=f"{url} answered HTTP {response.status_code}.",
+                                               detail={"status": response.status_code})
                     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
                     if accept is not None:
                         accept(content_type)
@@ -207,7 +246,8 @@ def url_fetch(url: str, *, max_bytes: int, timeout: float, allow_private: bool =
                         body.extend(piece)
                         if len(body) > max_bytes:
                             raise ContentTooLarge(f"{url} is larger than {max_bytes} bytes.")
-                    return Fetched(url=target, content_type=content_type, body=bytes(body))
+                    return Fetched(url=target, content_type=content_type, body=bytes(body),
+                                   status=response.status_code, etag=etag, last_modified=last_modified)
             raise ValidationFailed(code="document_url_unreachable",
                                    message=f"{url} redirects more than {MAX_REDIRECTS} times.")
     except (httpx.HTTPError, httpx.InvalidURL) as exc:

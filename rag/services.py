@@ -1,16 +1,21 @@
-"""Writes on documents: add, ingest (extract, split, embed, index), delete.
+"""Writes on documents: add, replace content, ingest (extract, split, embed, index), delete.
 
 Ingestion is the pipeline of ARCHITECTURE.md: Document(pending) -> extract ->
 split by tokens -> embed in batches -> Chunk rows with vector, tsvector and
 BM25 postings -> Document(ready) or Document(failed, reason).
+
+Every change of a company's documents (added, content changed, removed) is reported to the
+``document_changes_subscribe`` listeners as a ``DocumentChangeBatch``: one batch per call, or one for
+everything done inside ``document_change_batch(...)`` (a source's sync run, docs/knowledge-base.md).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 from urllib.parse import urlparse
 
 from django.conf import settings
@@ -39,9 +44,91 @@ def _checksum(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@dataclass(frozen=True)
+class DocumentChange:
+    """One change: ``action`` is "added", "changed" (new content) or "removed"; ``checksum`` is the
+    content's SHA-256 after the change (before it, for "removed")."""
+
+    action: str
+    document_id: int
+    checksum: str
+
+
+@dataclass
+class DocumentChangeBatch:
+    """Changes of one company's documents that belong together: one upload, one delete, or one sync run.
+
+    ``origin`` is "upload", "delete", "replace" or "sync_run"; ``origin_id`` the SyncRun's id for a run
+    (None otherwise). Listeners get the batch once, after the changes are committed; documents added or
+    changed in it may still be pending ingestion (their ``status``), except in a sync run, which indexes
+    them before its batch ends.
+    """
+
+    company_id: int
+    origin: str
+    origin_id: int | None = None
+    changes: list[DocumentChange] = field(default_factory=list)
+
+
+DocumentChangeListener = Callable[[DocumentChangeBatch], None]
+_change_listeners: list[DocumentChangeListener] = []
+
+
+def document_changes_subscribe(listener: DocumentChangeListener) -> None:
+    """Call ``listener(batch)`` after every committed batch of document changes (idempotent per listener).
+
+    A listener's exception is logged and does not undo the changes or stop other listeners.
+    """
+    if listener not in _change_listeners:
+        _change_listeners.append(listener)
+
+
+def document_changes_unsubscribe(listener: DocumentChangeListener) -> None:
+    """Stop calling ``listener`` (tests)."""
+    if listener in _change_listeners:
+        _change_listeners.remove(listener)
+
+
+def _batch_publish(batch: DocumentChangeBatch) -> None:
+    def publish() -> None:
+        for listener in list(_change_listeners):
+            try:
+                listener(batch)
+            except Exception:  # one listener must not stop the others or undo the change
+                logger.exception("document change listener %r failed on %s %s", listener, batch.origin,
+                                 batch.origin_id)
+
+    if batch.changes:
+        transaction.on_commit(publish)
+
+
+@contextlib.contextmanager
+def document_change_batch(*, company: Company, origin: str,
+                          origin_id: int | None = None) -> Iterator[DocumentChangeBatch]:
+    """Collect the changes of every document service called with ``batch=`` the yielded batch, and publish
+    them as one batch when the block ends (after commit; nothing when nothing changed). On an exception
+    the changes made so far are still published (they are stored)."""
+    batch = DocumentChangeBatch(company_id=company.id, origin=origin, origin_id=origin_id)
+    try:
+        yield batch
+    finally:
+        _batch_publish(batch)
+
+
+def _record_change(batch: DocumentChangeBatch | None, *, company: Company, origin: str, change: DocumentChange
+                   ) -> None:
+    """Add ``change`` to ``batch``, or publish it alone (a batch of one) when there is no batch."""
+    if batch is not None:
+        if batch.company_id != company.id:
+            raise ValueError("a change batch holds one company's changes")
+        batch.changes.append(change)
+        return
+    _batch_publish(DocumentChangeBatch(company_id=company.id, origin=origin, changes=[change]))
+
+
 def document_add(*, company: Company, file_name: str, data: bytes, title: str | None = None,
                  schedule: bool = True, collection: Collection | None = None,
-                 source_url: str = "") -> tuple[Document, bool]:
+                 source_url: str = "", batch: DocumentChangeBatch | None = None) -> tuple[Document, bool]:
     """Store an uploaded file as a pending Document and schedule its ingestion.
 
     Args:
@@ -50,6 +137,7 @@ def document_add(*, company: Company, file_name: str, data: bytes, title: str | 
         schedule: enqueue ingestion on commit (the ``ingest`` command batches instead).
         collection: optional Collection of the same company.
         source_url: the page the bytes were fetched from (``document_add_url``).
+        batch: the ``document_change_batch`` this addition belongs to (None: published alone).
 
     Returns:
         (document, created). Same content already stored for this company (same
@@ -63,14 +151,7 @@ def document_add(*, company: Company, file_name: str, data: bytes, title: str | 
     from billing.services import quota_check_document_add
 
     name = PurePath(file_name).name or "document"
-    require_supported(name)
-    if len(data) > settings.DOCUMENT_MAX_BYTES:
-        raise ValidationFailed(
-            code="document_too_large",
-            message=f"'{name}' is {len(data)} bytes; the limit is {settings.DOCUMENT_MAX_BYTES} bytes.",
-        )
-    if not data:
-        raise ValidationFailed(code="document_empty", message=f"'{name}' is empty.")
+    _content_check(name, data)
     checksum = _checksum(data)
     existing = Document.objects.for_company(company).filter(checksum=checksum).first()
     if existing:
@@ -89,13 +170,82 @@ def document_add(*, company: Company, file_name: str, data: bytes, title: str | 
                 from rag.tasks import document_ingest_task
 
                 enqueue_on_commit(document_ingest_task, document.id)
+            _record_change(batch, company=company, origin="upload",
+                           change=DocumentChange(action="added", document_id=document.id, checksum=checksum))
     except IntegrityError:  # the same content was added concurrently
         return Document.objects.for_company(company).get(checksum=checksum), False
     return document, True
 
 
-def document_add_text(*, company: Company, title: str, text: str,
-                      collection: Collection | None = None) -> tuple[Document, bool]:
+def _content_check(name: str, data: bytes) -> None:
+    require_supported(name)
+    if len(data) > settings.DOCUMENT_MAX_BYTES:
+        raise ValidationFailed(
+            code="document_too_large",
+            message=f"'{name}' is {len(data)} bytes; the limit is {settings.DOCUMENT_MAX_BYTES} bytes.",
+        )
+    if not data:
+        raise ValidationFailed(code="document_empty", message=f"'{name}' is empty.")
+
+
+def document_replace_content(*, company: Company, document_id: int, file_name: str, data: bytes,
+                             title: str | None = None, schedule: bool = True,
+                             batch: DocumentChangeBatch | None = None) -> Document:
+    """Give a document of ``company`` new content (a re-fetched page): new file, checksum and size, status
+    pending, ingestion scheduled. Its old chunks keep answering until the new ones replace them in one
+    transaction (``documents_ingest``). The same content as now: nothing happens.
+
+    Args:
+        file_name: the new file's name; its extension picks the extractor (as ``document_add``).
+        title: a new title (None keeps it).
+        schedule: enqueue ingestion on commit (a sync run ingests its batch itself).
+        batch: the ``document_change_batch`` this change belongs to (None: published alone).
+
+    Returns:
+        The document, refreshed.
+
+    Raises:
+        NotFound(code="document_not_found"): missing or another company's.
+        ValidationFailed(code="document_unsupported_type" | "document_too_large" | "document_empty").
+        ValidationFailed(code="document_duplicate"): another document of the company has this content
+            (detail: ``{"document_id": id}``); nothing changed.
+    """
+    name = PurePath(file_name).name or "document"
+    _content_check(name, data)
+    checksum = _checksum(data)
+    with transaction.atomic():
+        document = Document.objects.for_company(company).select_for_update().filter(id=document_id).first()
+        if document is None:
+            raise NotFound(code="document_not_found", message="Document not found.")
+        if document.checksum == checksum:
+            return document
+        other = Document.objects.for_company(company).filter(checksum=checksum).exclude(id=document_id).first()
+        if other is not None:
+            raise ValidationFailed(code="document_duplicate",
+                                   message=f"“{other.title}” already has this content.",
+                                   detail={"document_id": other.id})
+        storage, old_name = document.file.storage, document.file.name
+        document.file.save(name, ContentFile(data), save=False)
+        document.file_name, document.checksum, document.size_bytes = name, checksum, len(data)
+        if title is not None and title.strip():
+            document.title = title.strip()[:300]
+        document.status, document.progress, document.error, document.error_code = Document.Status.PENDING, 0, "", ""
+        document.ingest_attempts = 0
+        document.save(update_fields=["file", "file_name", "checksum", "size_bytes", "title", "status", "progress",
+                                     "error", "error_code", "ingest_attempts"])
+        if old_name and old_name != document.file.name:
+            transaction.on_commit(lambda: storage.delete(old_name))
+        if schedule:
+            from rag.tasks import document_ingest_task
+
+            enqueue_on_commit(document_ingest_task, document.id)
+        _record_change(batch, company=company, origin="replace",
+                       change=DocumentChange(action="changed", document_id=document.id, checksum=checksum))
+    return document
+
+
+def document_add_text(*, company: Company, title: str, text: str, collection: Collection | None = None,
+                      batch: DocumentChangeBatch | None = None) -> tuple[Document, bool]:
     """Store pasted text as a Markdown document (headings with ``#`` become sections) and schedule it.
 
     Returns and raises as ``document_add``; also ValidationFailed(code="document_title_missing").
@@ -105,7 +255,7 @@ def document_add_text(*, company: Company, title: str, text: str,
         raise ValidationFailed(code="document_title_missing", message="Give the text a title.")
     stem = slugify(title)[:80] or "text"
     return document_add(company=company, file_name=f"{stem}.md", data=(text or "").strip().encode("utf-8"),
-                        title=title, collection=collection)
+                        title=title, collection=collection, batch=batch)
 
 
 # What a fetched page may be, by Content-Type, and the extension that picks its extractor.
@@ -115,7 +265,8 @@ URL_CONTENT_TYPES = {"text/html": ".html", "application/xhtml+xml": ".html", "te
 
 
 def document_add_url(*, company: Company, url: str, title: str | None = None,
-                     collection: Collection | None = None) -> tuple[Document, bool]:
+                     collection: Collection | None = None,
+                     batch: DocumentChangeBatch | None = None) -> tuple[Document, bool]:
     """Fetch ``url`` (http/https, public hosts only, up to 5 redirects, at most ``DOCUMENT_MAX_BYTES``) and store it.
 
     The Content-Type picks the extractor (``URL_CONTENT_TYPES``: HTML, plain text, Markdown, PDF, DOCX).
@@ -150,7 +301,7 @@ def document_add_url(*, company: Company, url: str, title: str | None = None,
     parsed = urlparse(url)
     stem = slugify(PurePath(parsed.path).stem or parsed.netloc)[:80] or "page"
     return document_add(company=company, file_name=f"{stem}{suffix}", data=bytes(body), title=title,
-                        collection=collection, source_url=url)
+                        collection=collection, source_url=url, batch=batch)
 
 
 @dataclass
@@ -500,8 +651,11 @@ def document_reindex(*, company: Company, document_id: int) -> Document:
 
 
 @transaction.atomic
-def document_delete(*, company: Company, document_id: int) -> None:
+def document_delete(*, company: Company, document_id: int, batch: DocumentChangeBatch | None = None) -> None:
     """Delete a document of ``company`` with its chunks and stored file.
+
+    Args:
+        batch: the ``document_change_batch`` this removal belongs to (None: published alone).
 
     Raises:
         NotFound(code="document_not_found"): missing or another company's.
@@ -511,7 +665,9 @@ def document_delete(*, company: Company, document_id: int) -> None:
         raise NotFound(code="document_not_found", message="Document not found.")
     _document_remove_chunks(document)
     storage, name = document.file.storage, document.file.name
+    change = DocumentChange(action="removed", document_id=document.id, checksum=document.checksum)
     document.delete()
+    _record_change(batch, company=company, origin="delete", change=change)
     if name:
         transaction.on_commit(lambda: storage.delete(name))
 

@@ -36,3 +36,19 @@ def knowledge_base_reembed_task(company_id: int) -> None:
     from rag.knowledge_base import knowledge_base_reembed
 
     knowledge_base_reembed(company_id=company_id)
+
+
+@shared_task(name="rag.source_sync", acks_late=True, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 60)
+def source_sync_task(run_id: int) -> None:
+    """Carry out a queued sync run of a source; a redelivered message for a finished run does nothing."""
+    from rag.sources import sync_run_execute
+
+    sync_run_execute(run_id=run_id)
+
+
+@shared_task(name="rag.sources_sync_due", soft_time_limit=120)
+def sources_sync_due_task() -> None:
+    """Queue the runs of daily and weekly sources that are due (beat, every 15 minutes)."""
+    from rag.sources import sources_sync_due
+
+    sources_sync_due()

@@ -17,7 +17,8 @@ from tenants.access import current_company, is_platform_staff, may_use_admin, me
 # (group name, slug, [(app_label, model_name) ...], [(URL name, link text) ...])
 INDEX_GROUPS = [
     ("Bots", "bots", [("bots", "bot"), ("bots", "chat"), ("bots", "telegramuser")], []),
-    ("Knowledge", "knowledge", [("rag", "document"), ("rag", "collection"), ("rag", "knowledgebase")],
+    ("Knowledge", "knowledge", [("rag", "document"), ("rag", "collection"), ("rag", "source"), ("rag", "syncrun"),
+                               ("rag", "knowledgebase")],
      [("admin-knowledge-gaps", "Knowledge gaps")]),
     ("Conversations", "conversations", [("bots", "conversation"), ("bots", "message")], []),
     ("Usage", "usage", [], [("admin-usage", "Usage dashboard")]),

@@ -148,6 +148,15 @@ DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=20 * 1024 * 1024)
 DOCUMENT_URL_TIMEOUT_SECONDS = env.float("DOCUMENT_URL_TIMEOUT_SECONDS", default=20.0)
 # Documents from URLs: private, loopback and link-local hosts are refused (SSRF) unless this is on.
 DOCUMENT_URL_ALLOW_PRIVATE = env.bool("DOCUMENT_URL_ALLOW_PRIVATE", default=False)
+# Knowledge-base sources (rag/sources.py, docs/knowledge-base.md): every request sends this User-Agent (robots.txt
+# groups match its first word), at most SOURCE_HOST_CONCURRENCY requests at once and SOURCE_HOST_RATE_PER_SECOND
+# a second to one host (a robots.txt Crawl-delay slows it further, up to SOURCE_MAX_CRAWL_DELAY_SECONDS).
+SOURCE_USER_AGENT = env("SOURCE_USER_AGENT", default="saas_bot-sync/1.0 (knowledge base sync; respects robots.txt)")
+SOURCE_FETCH_TIMEOUT_SECONDS = env.float("SOURCE_FETCH_TIMEOUT_SECONDS", default=15.0)
+SOURCE_HOST_CONCURRENCY = env.int("SOURCE_HOST_CONCURRENCY", default=4)
+SOURCE_HOST_RATE_PER_SECOND = env.float("SOURCE_HOST_RATE_PER_SECOND", default=20.0)
+SOURCE_MAX_CRAWL_DELAY_SECONDS = env.float("SOURCE_MAX_CRAWL_DELAY_SECONDS", default=10.0)
+SOURCE_MAX_PAGES_LIMIT = env.int("SOURCE_MAX_PAGES_LIMIT", default=5000)  # the most a source may ask for
 # Extraction bounds (rag/extraction, docs/retrieval.md "Bounds"): a document past one is failed with a code.
 DOCUMENT_MAX_EXTRACTED_CHARS = env.int("DOCUMENT_MAX_EXTRACTED_CHARS", default=5_000_000)
 DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS = env.int("DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS", default=50_000_000)
@@ -206,6 +215,7 @@ CELERY_TASK_ROUTES = {
     "bots.process_update": {"queue": "answers"},
     "rag.document_ingest": {"queue": "ingest"},
     "rag.knowledge_base_reembed": {"queue": "ingest"},
+    "rag.source_sync": {"queue": "ingest"},  # crawls, then extracts and embeds what changed (hours at most)
 }
 
 # --- Telegram -----------------------------------------------------------------
@@ -332,6 +342,8 @@ CELERY_BEAT_SCHEDULE = {
     "billing-usage-sweep": {"task": "billing.usage_sweep", "schedule": 60.0},
     "billing-subscriptions-renew": {"task": "billing.subscriptions_renew", "schedule": 300.0},
     "rag-documents-sweep": {"task": "rag.documents_sweep", "schedule": 300.0},
+    # Sources whose daily or weekly sync is due are queued (rag.sources.sources_sync_due).
+    "rag-sources-sync-due": {"task": "rag.sources_sync_due", "schedule": 900.0},
 }
 # Upper bound of a chat model answer (tokens); also what a reservation counts before the provider reports.
 LLM_MAX_COMPLETION_TOKENS = env.int("LLM_MAX_COMPLETION_TOKENS", default=512)
@@ -373,6 +385,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two models have a "kind" field: the usage event's keeps KindEnum, a source's is named here.
+    "ENUM_NAME_OVERRIDES": {"KindEnum": "billing.models.UsageEvent.Kind", "SourceKindEnum": "rag.models.Source.Kind"},
 }
 # Static files (the admin's and Swagger UI's, from drf-spectacular-sidecar) are served by the web process
 # itself with WhiteNoise, straight from the installed apps: no collectstatic step, no CDN, no extra server.

@@ -11,7 +11,10 @@ Steps of :func:`clean`, in order (docs/retrieval.md, "Text hygiene"):
    (``Zu\\u0308rich`` -> ``Zürich``), no-break and other spaces -> space;
 5. whitespace: tabs become spaces, runs of spaces inside a line collapse to one (a line's leading
    indentation is kept: nested list items and code depend on it), trailing spaces go, three or more
-   line breaks become one blank line, the text is stripped.
+   line breaks become one blank line, the text is stripped;
+6. outside code, an empty pair of parentheses after a space (``click the download () icon``) is removed:
+   it is what is left of an icon (``(<i class="fa fa-download"></i>)`` in Zulip's help centre, an icon
+   font or an image without alt text in HTML, DOCX and PDF exports); ``f()`` in prose stays.
 
 :func:`join_lines` turns the soft-wrapped lines of one paragraph into one line (sentence splitting
 works on lines): a word hyphenated across the break (``configu-`` / ``ration``) is joined when the
@@ -27,6 +30,7 @@ _SOFT_HYPHEN_BREAK = re.compile("\u00ad[ \t]*\n[ \t]*")
 _INNER_SPACES = re.compile(r"(?<=\S)[ \t]{2,}")
 _TRAILING = re.compile(r"[ \t]+\n")
 _BLANKS = re.compile(r"\n{3,}")
+_EMPTY_PARENS = re.compile(r"[ \t]\([ \t]*\)(?=[\s.,;:!?]|$)", re.M)
 _HYPHEN_WRAP = re.compile(r"([^\W\d_])-[ \t]*\n[ \t]*(?=[^\W\d_])")
 
 
@@ -40,7 +44,7 @@ def clean(text: str, *, code: bool = False) -> str:
     text = _CONTROLS.sub("", text)
     text = unicodedata.normalize("NFKC", text).replace("\t", "    " if code else " ")
     if not code:
-        text = _INNER_SPACES.sub(" ", text)
+        text = _INNER_SPACES.sub(" ", _EMPTY_PARENS.sub("", text))
     text = _TRAILING.sub("\n", text)
     return _BLANKS.sub("\n\n", text).strip("\n").rstrip() if code else _BLANKS.sub("\n\n", text).strip()
 

@@ -14,6 +14,12 @@ def text_of(name: str, source: str, includes=None) -> str:
      "Desktop/Web:\n\n1. Click it.\n\nMobile:\n\n1. Tap it."),
     ("{settings_tab|notifications}\n\n1. Toggle it.\n", "Go to Personal settings > Notifications.\n\n1. Toggle it."),
     ("{settings_tab|some-new-page}\n", "Go to the Some new page settings."),
+    # Zulip's help_settings_links.py: "bots" is the organization's page, "your-bots" the personal one.
+    ("{tab|via-organization-settings}\n\n{settings_tab|bots}\n", "Via organization settings:\n\nGo to Organization settings > Bots."),
+    ("{settings_tab|your-bots}\n", "Go to Personal settings > Bots."),
+    ("{settings_tab|data-exports-admin}\n", "Go to Organization settings > Data exports."),
+    ("Click the download (<i class=\"fa fa-download\"></i>) icon, then call `f()`.\n",
+     "Click the download icon, then call f()."),
     ("{relative|channel|all}\n", "Go to All channels."),
     ("Before.\n\n{!missing.md!}\n\nAfter.\n", "Before.\n\nAfter."),
     ("{% if user %}Shown.{% endif %} {{ name }}{# note #} Text.\n", "Shown. Text."),

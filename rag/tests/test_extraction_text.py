@@ -88,6 +88,10 @@ def test_hygiene_normalises_what_users_cannot_type():
     assert hygiene.join_lines("configu-\nration and well-\nKnown and soft\u00ad\nhyphen") == \
         "configuration and well-Known and softhyphen"
     assert hygiene.clean_line("Title\x00 with\nbreak") == "Title with break"
+    # What an icon leaves behind goes; code keeps its parentheses.
+    assert hygiene.clean("Click the pencil ( ) icon.\nOr the () one\nCall f() now") == \
+        "Click the pencil icon.\nOr the one\nCall f() now"
+    assert hygiene.clean("print( () )", code=True) == "print( () )"
 
 
 @pytest.mark.parametrize("name,data,code", [

@@ -8,7 +8,7 @@ from django import forms
 
 from billing.models import UsageEvent
 from bots.models import Conversation, Message
-from rag.models import Document
+from rag.models import Document, SyncRun
 
 ID_MAX = 2**63 - 1
 
@@ -93,3 +93,12 @@ class UsageEventFilter(filters.FilterSet):
     class Meta:
         model = UsageEvent
         fields = ["kind", "bot", "channel", "occurred_after", "occurred_before"]
+
+
+class SyncRunFilter(filters.FilterSet):
+    source = IdFilter(field_name="source_id", help_text="Source id.")
+    status = filters.ChoiceFilter(choices=SyncRun.Status.choices)
+
+    class Meta:
+        model = SyncRun
+        fields = ["source", "status"]

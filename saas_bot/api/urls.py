@@ -10,6 +10,8 @@ router = SimpleRouter(trailing_slash=False)
 router.register("bots", views.BotViewSet, basename="bot")
 router.register("documents", views.DocumentViewSet, basename="document")
 router.register("collections", views.CollectionViewSet, basename="collection")
+router.register("sources", views.SourceViewSet, basename="source")
+router.register("sync-runs", views.SyncRunViewSet, basename="sync-run")
 router.register("conversations", views.ConversationViewSet, basename="conversation")
 router.register("messages", views.MessageViewSet, basename="message")
 

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bots.models import Bot, Chat, Conversation, Message, TelegramUser
-from rag.models import Collection, Document, KnowledgeBase
+from rag.models import Collection, Document, KnowledgeBase, Source, SyncRun
 from saas_bot.api.models import ApiKey
 from saas_bot.crypto import encrypt_secret
 from tenants.access import PLATFORM_STAFF_GROUP
@@ -58,6 +58,10 @@ FACTORIES = {
                                                 checksum=uuid.uuid4().hex, size_bytes=10),
     Collection: lambda c: Collection.objects.create(company=c, name=f"{c.slug} collection {next(_seq)}"),
     KnowledgeBase: lambda c: KnowledgeBase.objects.get(company=c),  # created with the company
+    Source: lambda c: Source.objects.create(company=c, name=f"{c.slug} source {next(_seq)}",
+                                            url=f"https://{c.slug}.example/help/"),
+    SyncRun: lambda c: SyncRun.objects.create(company=c, source=Source.objects.create(
+        company=c, name=f"{c.slug} source {next(_seq)}", url=f"https://{c.slug}.example/"), error=f"{c.slug} run"),
     Membership: lambda c: Membership.objects.create(company=c, user=_user(f"m{next(_seq)}@{c.slug}.test"),
                                                     role=Membership.Role.VIEWER),
     Invitation: lambda c: Invitation.objects.create(company=c, email=f"i{next(_seq)}@{c.slug}.test",

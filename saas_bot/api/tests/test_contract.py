@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 from bots.models import Conversation, Message
 from bots.services import bot_connect
-from rag.models import Collection
+from rag.models import Collection, Source, SyncRun
 from rag.services import document_add_text
 from saas_bot.api.models import ApiKey
 from saas_bot.pytest_plugin import TEST_BOT_ID, TEST_TOKEN
@@ -42,10 +42,16 @@ def contract(live_server, transactional_db, make_company, telegram, settings):
     message = Message.objects.create(company=company, bot=bot, conversation=conversation, question="q?",
                                      answer="a.")
     collection = Collection.objects.create(company=company, name="Billing")
+    # A source on a private address: a generated "sync" request runs into the address refusal at once.
+    source = Source.objects.create(company=company, name="Help", url="http://127.0.0.1:9/help/")
+    run = SyncRun.objects.create(company=company, source=source, status=SyncRun.Status.SUCCEEDED, added=1,
+                                 failures=[{"url": "http://127.0.0.1:9/x", "code": "document_url_unreachable",
+                                            "message": "timed out"}])
     _, key = ApiKey.objects.create_key(name="contract", company=company)
     return {"headers": {"Authorization": f"Api-Key {key}"},
             "ids": {"bots": bot.id, "documents": document.id, "conversations": conversation.id,
-                    "messages": message.id, "collections": collection.id}}
+                    "messages": message.id, "collections": collection.id, "sources": source.id,
+                    "sync-runs": run.id}}
 
 
 def test_api_conforms_to_its_schema(live_server, contract):

@@ -15,7 +15,7 @@ from drf_spectacular.generators import SchemaGenerator
 from billing.models import UsageEvent
 from bots.models import Bot, Conversation, Message
 from bots.services import bot_connect
-from rag.models import Collection, Document
+from rag.models import Collection, Document, Source, SyncRun
 from rag.services import document_add_text
 from saas_bot.api.models import ApiKey
 
@@ -51,15 +51,21 @@ def beta(make_company, telegram):
                                      question=f"{MARK} question", answer=f"{MARK} answer")
     UsageEvent.objects.create(company=company, bot=bot, idempotency_key=f"{MARK}:1", channel=MARK,
                               period_start=timezone.now(), model=MARK)
+    source = Source.objects.create(company=company, name=f"{MARK} source", url=f"https://{MARK}.example/")
+    run = SyncRun.objects.create(company=company, source=source, error=MARK,
+                                 failures=[{"url": f"https://{MARK}.example/x", "code": "c", "message": MARK}])
     return {"company": company, "bots": bot, "documents": document, "conversations": conversation,
-            "messages": message, "collection": collection, "collections": collection}
+            "messages": message, "collection": collection, "collections": collection, "sources": source,
+            "sync-runs": run, "source": source}
 
 
 def _snapshot(beta) -> str:
     rows = [Bot.objects.filter(company=beta["company"]).values(), Document.objects.filter(company=beta["company"])
             .values(), Conversation.objects.filter(company=beta["company"]).values(),
             Message.objects.filter(company=beta["company"]).values(), Collection.objects.filter(
-                company=beta["company"]).values(), UsageEvent.objects.filter(company=beta["company"]).values()]
+                company=beta["company"]).values(), UsageEvent.objects.filter(company=beta["company"]).values(),
+            Source.objects.filter(company=beta["company"]).values(),
+            SyncRun.objects.filter(company=beta["company"]).values()]
     return json.dumps([sorted(map(str, r)) for r in rows])
 
 
@@ -89,7 +95,7 @@ def test_key_of_a_never_reaches_b(company, beta, api, bot):
             assert MARK not in response.content.decode(), path
             # Filters naming B's ids find nothing either.
             for name, value in (("bot", beta["bots"].id), ("conversation", beta["conversations"].id),
-                                ("collection", beta["collection"].id)):
+                                ("collection", beta["collection"].id), ("source", beta["source"].id)):
                 filtered = api.get(path, {name: value})
                 assert filtered.status_code == 200 and MARK not in filtered.content.decode(), (path, name)
             checked += 1
