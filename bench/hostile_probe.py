@@ -57,7 +57,7 @@ def _fixture(company_slug: str, token: str, bot_id: int, emulator):
     from billing.models import Plan
     from billing.services import subscription_start
     from bots.models import Conversation, Message
-    from bots.services import bot_connect
+    from bots.lifecycle import bot_connect
     from rag.models import Collection
     from rag.services import document_add_text
     from saas_bot.api.models import ApiKey
@@ -321,7 +321,7 @@ def main() -> int:
     from django.conf import settings
     from django.core.management import call_command
 
-    from bots.telegram_emulator import TelegramEmulator
+    from testing.telegram_emulator import TelegramEmulator
 
     info = _common.machine_info()
     load = _common.other_load()

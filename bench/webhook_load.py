@@ -285,7 +285,7 @@ def breakdown(bot, n: int) -> list[list]:
 
     from bots.models import Bot
     from bots.tasks import process_update_task
-    from bots.updates import update_receive
+    from bots.inbox import update_receive
 
     handler = WSGIHandler()
     base = 9 * 10**14
@@ -356,7 +356,7 @@ def breakdown(bot, n: int) -> list[list]:
     steps = [
         ("full request, in-process Django WSGI handler (no HTTP server)", wsgi_request),
         ("  Django request/response + middleware only: GET -> 405 (no database, no broker)", wsgi_get_405),
-        ("  bots.updates.update_receive as in the code under test (INSERT ... ON CONFLICT + enqueue)", receive),
+        ("  bots.inbox.update_receive as in the code under test (INSERT ... ON CONFLICT + enqueue)", receive),
         ("  for comparison: the INSERT in transaction.atomic (BEGIN, INSERT, COMMIT), no enqueue", insert_atomic),
         ("  for comparison: the same INSERT in autocommit (one round trip), no enqueue", insert_autocommit),
         ("  Celery apply_async to Redis (process_update_task)", enqueue_only),

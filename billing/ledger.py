@@ -162,12 +162,24 @@ def _counters_add(cursor, p: dict, cost: Decimal) -> None:
         )
 
 
+def usage_record_failed(*, idempotency_key: str, error: BaseException) -> None:
+    """Record that moving an outbox row into the ledger failed for a reason a retry cannot fix (a bug, bad
+    data): the row keeps the error in ``last_error``, the sweep leaves it, ``usage_check`` reports it (exit 1)
+    and ``usage_check --retry-failed`` sends it again once the cause is fixed."""
+    message = f"{type(error).__name__}: {error}"[:2000]
+    logger.error("usage event %s could not be recorded: %s", idempotency_key, message)
+    PendingUsage.objects.filter(idempotency_key=idempotency_key).update(last_error=message)
+
+
 def usage_sweep(*, older_than_seconds: int = 30) -> int:
-    """Re-send outbox rows older than ``older_than_seconds`` (broker was down); returns how many."""
-    from billing.tasks import usage_record_task
+    """Re-send outbox rows older than ``older_than_seconds`` (broker was down); returns how many.
+
+    Rows whose recording failed for a non-transient reason (``last_error``) are left for an operator.
+    """
+    from billing.tasks import usage_record_task  # billing.tasks imports this module
 
     cutoff = timezone.now() - dt.timedelta(seconds=older_than_seconds)
-    keys = list(PendingUsage.objects.filter(created_at__lt=cutoff).order_by("created_at")
+    keys = list(PendingUsage.objects.filter(created_at__lt=cutoff, last_error="").order_by("created_at")
                 .values_list("idempotency_key", flat=True)[:5000])
     PendingUsage.objects.filter(idempotency_key__in=keys).update(attempts=F("attempts") + 1)
     for key in keys:

@@ -228,6 +228,9 @@ class PendingUsage(models.Model):
     payload = models.JSONField()
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    last_error = models.TextField(blank=True, default="", db_default="",
+                                  help_text="Why recording it failed for a reason a retry cannot fix; the sweep "
+                                            "leaves such rows (usage_check reports them).")
 
 
 class UsageEvent(models.Model):

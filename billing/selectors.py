@@ -4,13 +4,32 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from typing import Callable
 
 from django.db import connection
 from django.db.models import Count, Sum
 
 from billing.models import LIMIT_FIELDS, LimitAlert, QuotaWindow, Subscription, UsageCounter, UsageEvent
 from billing.quotas import SCOPE_COMPANY
+from billing.services import subscription_get_live
 from tenants.models import Company
+
+# What a company holds in the apps above billing (bots, documents, storage) is counted by those apps: each
+# registers a counter for the plan limit it owns when Django starts (bots/apps.py, rag/apps.py), so billing
+# never reads their rows (docs/architecture.md, "Layers"). An unregistered limit counts 0.
+_HOLDING_COUNTERS: dict[str, Callable[[Company], int]] = {}
+
+
+def holding_counter_register(*, limit: str, counter: Callable[[Company], int]) -> None:
+    """Register how to count what a company holds against ``limit`` (a plan limit of ``LIMIT_FIELDS``)."""
+    if limit not in LIMIT_FIELDS:
+        raise ValueError(f"{limit!r} is not a plan limit")
+    _HOLDING_COUNTERS[limit] = counter
+
+
+def _holding(company: Company, limit: str) -> int:
+    counter = _HOLDING_COUNTERS.get(limit)
+    return int(counter(company)) if counter is not None else 0
 
 # Credits: a provider-neutral unit derived from cost, so plans can be sold in credits weighted by
 # model price. 1 credit = 0.001 of the price currency (ModelPrice.currency).
@@ -37,20 +56,15 @@ def usage_current(*, company: Company) -> dict:
     Raises:
         NoLiveSubscription.
     """
-    from billing.services import subscription_get_live
-    from bots.models import Bot
-    from rag.models import Document
-
     subscription = subscription_get_live(company=company)
     limits = subscription.limits or subscription.plan.limits()
     period = subscription.current_period_start
     gate = QuotaWindow.objects.filter(company=company, scope=SCOPE_COMPANY, subject=0, window_start=period).first()
     counter = UsageCounter.objects.filter(company=company, period_start=period).first()
-    documents = Document.objects.for_company(company)
     used = {
-        "max_bots": Bot.objects.for_company(company).count(),
-        "max_documents": documents.count(),
-        "max_storage_bytes": documents.aggregate(total=Sum("size_bytes"))["total"] or 0,
+        "max_bots": _holding(company, "max_bots"),
+        "max_documents": _holding(company, "max_documents"),
+        "max_storage_bytes": _holding(company, "max_storage_bytes"),
         # Reserved messages: what the gate counts (includes answers still being recorded).
         "max_messages_per_period": gate.messages if gate else 0,
         "max_tokens_per_period": counter.tokens if counter else 0,
@@ -154,19 +168,17 @@ def rows_to_csv(rows: list[dict]) -> str:
     return rows_to_csv_text(rows)
 
 
-def usage_daily_by_bot(*, company: Company, start: dt.date, end: dt.date) -> list[dict]:
+def usage_daily_by_bot(*, company: Company, start: dt.date, end: dt.date, bots: dict[int, str]) -> list[dict]:
     """Per UTC day from ``start`` to ``end`` inclusive and per bot of the company (zeros included), from the ledger.
 
     One query for the dashboard's charts (``usage_daily`` gives one bot or the whole company). Events
-    without a bot (document embeddings) are left out.
+    without a bot (document embeddings) are left out. ``bots``: the company's bots, id -> name as shown
+    (``bots.selectors.bot_names``; the caller reads them, billing does not).
 
     Returns:
         [{"day": date, "bot_id": int, "bot": str ("@username" or name), "messages": int, "tokens": int}],
         ordered by bot then day; [] when the company has no bot.
     """
-    from bots.models import Bot
-
-    bots = {b.id: str(b) for b in Bot.objects.for_company(company).order_by("id")}
     if not bots:
         return []
     with connection.cursor() as cursor:

@@ -11,7 +11,6 @@ import logging
 
 from dateutil.relativedelta import relativedelta
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from billing.models import Plan, Subscription
@@ -237,28 +236,28 @@ def plan_get(*, code: str) -> Plan:
         raise NotFound(code="plan_not_found", message=f"No plan '{code}'.") from None
 
 
-def quota_check_document_add(*, company: Company, size_bytes: int) -> None:
+def quota_check_document_add(*, company: Company, size_bytes: int, current_documents: int,
+                             current_bytes: int) -> None:
     """Refuse a new document when the plan's document count or storage would be exceeded.
 
-    No live subscription: allowed (documents can be prepared before subscribing).
+    The caller (rag) counts what the company holds: ``current_documents`` and their ``current_bytes``
+    (billing never reads other apps' rows). No live subscription: allowed (documents can be prepared before
+    subscribing).
 
     Raises:
         QuotaExceeded(code="quota_documents" | "quota_storage").
     """
-    from rag.models import Document
-
     subscription = _live(company)
     if subscription is None:
         return
     limits = subscription.limits or subscription.plan.limits()
-    documents = Document.objects.for_company(company)
     max_documents, max_storage = limits.get("max_documents"), limits.get("max_storage_bytes")
-    if max_documents is not None and documents.count() >= max_documents:
+    if max_documents is not None and current_documents >= max_documents:
         raise QuotaExceeded(code="quota_documents",
                             message=f"The plan allows {max_documents} documents; delete one or upgrade.",
                             detail={"limit": max_documents})
     if max_storage is not None:
-        used = documents.aggregate(total=Sum("size_bytes"))["total"] or 0
+        used = current_bytes
         if used + size_bytes > max_storage:
             raise QuotaExceeded(code="quota_storage",
                                 message=f"The plan allows {max_storage} bytes of documents; "

@@ -1,28 +1,25 @@
-"""Bots, conversations and end users for company admins; the Telegram inbox for platform staff.
+"""Bots for company admins (this module); their conversations and end users (``bots.admin_conversations``)
+and the Telegram inbox for platform staff (``bots.admin_inbox``), registered from here.
 
-Every write goes through ``bots.services`` (connect, replace token, enable/disable, delete, webhook);
-service errors become form errors or admin messages, never a 500.
+Every write goes through ``bots.lifecycle`` and ``bots.telegram_setup`` (connect, replace token, enable/disable,
+delete, webhook); forms validate, and service errors become form errors or admin messages, never a 500.
 """
 from __future__ import annotations
 
-import datetime as dt
-
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from telegram.error import TelegramError
 
-from bots import services
-from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
+from bots.lifecycle import BOT_SETTINGS_FIELDS, bot_connect, bot_delete, bot_set_status, bot_token_check, bot_update
+from bots.models import Bot
+from bots.telegram_setup import bot_register_webhook, bot_webhook_info
 from saas_bot.admin_site import reverse_or_none
 from saas_bot.errors import ServiceError
 from tenants.access import current_company, is_platform_staff
-from tenants.admin_scoping import CompanyScopedAdmin, CompanyScopedInline, StaffOnlyAdmin, scope_to_user
+from tenants.admin_scoping import CompanyScopedAdmin, scope_to_user
 
 
 class BotAddForm(forms.ModelForm):
@@ -54,7 +51,7 @@ class BotAddForm(forms.ModelForm):
             return cleaned
         try:
             # Connecting is the one write of this form; it happens here so Telegram's refusal is a form error.
-            self.instance = services.bot_connect(company=company, token=token, name=cleaned.get("name") or "")
+            self.instance = bot_connect(company=company, token=token, name=cleaned.get("name") or "")
         except ServiceError as exc:
             raise forms.ValidationError(f"{exc.message} ({exc.code})", code=exc.code) from None
         return cleaned
@@ -77,17 +74,15 @@ class BotChangeForm(forms.ModelForm):
                       "language": "Language code of the bot's fixed texts, e.g. en, de, fr."}
 
     def clean(self):
+        """Validates only: a new token is checked with Telegram here (its refusal shown on the field);
+        ``BotAdmin.save_model`` makes the change through ``bots.lifecycle.bot_update``."""
         cleaned = super().clean()
         token = cleaned.get("new_token")
         if token and not self.errors:
-            fresh = Bot.objects.get(pk=self.instance.pk)
             try:
-                fresh = services.bot_replace_token(bot=fresh, token=token)
+                bot_token_check(bot=Bot.objects.get(pk=self.instance.pk), token=token)
             except ServiceError as exc:
                 self.add_error("new_token", f"{exc.message} ({exc.code})")
-                return cleaned
-            for field in ("token_encrypted", "token_hint", "username", "telegram_id", "status", "last_error"):
-                setattr(self.instance, field, getattr(fresh, field))
         return cleaned
 
 
@@ -150,23 +145,26 @@ class BotAdmin(CompanyScopedAdmin):
             messages.success(request, f"Connected {obj} (Telegram id {obj.telegram_id}). The token is stored "
                                       f"encrypted; only {obj.token_hint} is shown from now on.")
             return  # bot_connect saved it in the form's clean
-        fields = [f for f in form.changed_data if f in BotChangeForm.Meta.fields and f != "collections"]
-        if "new_token" in form.changed_data:
-            fields += ["token_encrypted", "token_hint", "username", "telegram_id", "status", "last_error"]
+        changes = {f: form.cleaned_data[f] for f in form.changed_data if f in BOT_SETTINGS_FIELDS}
+        collections = list(form.cleaned_data["collections"]) if "collections" in form.changed_data else None
+        token = form.cleaned_data.get("new_token") or None
+        try:
+            bot_update(bot=Bot.objects.get(pk=obj.pk), changes=changes, collections=collections, token=token)
+        except ServiceError as exc:  # Telegram changed its mind between the form's check and now
+            messages.error(request, f"{exc.message} ({exc.code})")
+            return
+        if token:
             messages.success(request, f"Token replaced; {obj} is active again.")
-        if fields:
-            obj.save(update_fields=fields)
 
     def save_related(self, request, form, formsets, change):
-        if change:
-            super().save_related(request, form, formsets, change)
+        pass  # the bot's collections are set by bot_update (change) or not at all (add)
 
     def delete_model(self, request, obj):
-        services.bot_delete(bot=obj)  # deleteWebhook first
+        bot_delete(bot=obj)  # deleteWebhook first
 
     def delete_queryset(self, request, queryset):
         for bot in queryset:
-            services.bot_delete(bot=bot)
+            bot_delete(bot=bot)
 
     @admin.display(description="Webhook")
     def webhook_state(self, obj):
@@ -177,11 +175,9 @@ class BotAdmin(CompanyScopedAdmin):
     @admin.display(description="Webhook health (from Telegram)")
     def webhook_health(self, obj):
         try:
-            info = services.bot_webhook_info(bot=obj)
+            info = bot_webhook_info(bot=obj)
         except ServiceError as exc:
             return format_html('<span class="errornote">{} ({})</span>', exc.message, exc.code)
-        except TelegramError as exc:
-            return format_html('<span class="errornote">Telegram refused getWebhookInfo: {}</span>', exc)
         rows = [("URL", info["url"] or "none registered"),
                 ("URL matches this server", "yes" if info["matches"] else "no"),
                 ("Updates waiting at Telegram", info["pending_update_count"]),
@@ -203,12 +199,10 @@ class BotAdmin(CompanyScopedAdmin):
         if request.method != "POST" or not self.has_change_permission(request, bot):
             raise Http404
         try:
-            url = services.bot_register_webhook(bot=bot)
+            url = bot_register_webhook(bot=bot)
             messages.success(request, f"Webhook registered: {url}")
         except ServiceError as exc:
             messages.error(request, f"{exc.message} ({exc.code})")
-        except TelegramError as exc:
-            messages.error(request, f"Telegram refused: {exc}")
         return HttpResponseRedirect(reverse("admin:bots_bot_change", args=[bot.pk]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -220,224 +214,16 @@ class BotAdmin(CompanyScopedAdmin):
                   permissions=["change"])
     def disable_bots(self, request, queryset):
         for bot in queryset:
-            services.bot_set_status(bot=bot, active=False)
+            bot_set_status(bot=bot, active=False)
         messages.success(request, f"Disabled {queryset.count()} bot(s).")
 
     @admin.action(description="Enable selected bots (register the webhook again)", permissions=["change"])
     def enable_bots(self, request, queryset):
         for bot in queryset:
             try:
-                services.bot_set_status(bot=bot, active=True)
+                bot_set_status(bot=bot, active=True)
             except ServiceError as exc:
                 messages.error(request, f"{bot}: {exc.message} ({exc.code})")
-
-
-class ReadOnlyMixin:
-    """Logs: nobody adds, changes or deletes them here."""
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(TelegramUser)
-class TelegramUserAdmin(ReadOnlyMixin, CompanyScopedAdmin):
-    list_display = ("__str__", "first_name", "last_name", "language_code", "bot", "first_seen_at", "last_seen_at")
-    list_filter = ("bot", "language_code")
-    search_fields = ("username", "first_name", "last_name")
-    exclude = ("telegram_user_id",)
-    readonly_fields = ("telegram_user_id_text",)
-
-    @admin.display(description="Telegram user id")
-    def telegram_user_id_text(self, obj):
-        return str(obj.telegram_user_id)  # an identifier: no thousands separators
-
-
-@admin.register(Chat)
-class ChatAdmin(ReadOnlyMixin, CompanyScopedAdmin):
-    list_display = ("__str__", "type", "bot", "is_forum", "is_blocked", "created_at")
-    list_filter = ("bot", "type", "is_blocked")
-    search_fields = ("title", "username")
-    exclude = ("telegram_chat_id",)
-    readonly_fields = ("telegram_chat_id_text",)
-
-    @admin.display(description="Telegram chat id")
-    def telegram_chat_id_text(self, obj):
-        return str(obj.telegram_chat_id)  # an identifier: no thousands separators
-
-
-def render_sources(sources: list[dict]) -> str:
-    """Sources of an answer as a readable list: title (file), section, page."""
-    if not sources:
-        return "—"
-    items = []
-    for source in sources:
-        where = ", ".join(part for part in (source.get("section") or "",
-                                            f"page {source['page']}" if source.get("page") else "") if part)
-        items.append((source.get("title") or source.get("document") or "?", source.get("document") or "",
-                      f" — {where}" if where else ""))
-    return format_html('<ol class="sources">{}</ol>',
-                       format_html_join("", "<li><strong>{}</strong> <small>({})</small>{}</li>", items))
-
-
-class FeedbackFilter(admin.SimpleListFilter):
-    title = "feedback"
-    parameter_name = "feedback"
-
-    def lookups(self, request, model_admin):
-        return (("up", "👍"), ("down", "👎"), ("none", "No feedback"))
-
-    def queryset(self, request, queryset):
-        prefix = "" if queryset.model is Message else "messages__"
-        value = self.value()
-        if value == "up":
-            return queryset.filter(**{f"{prefix}feedback": 1}).distinct()
-        if value == "down":
-            return queryset.filter(**{f"{prefix}feedback": -1}).distinct()
-        if value == "none":
-            return queryset.filter(**{f"{prefix}feedback__isnull": True}).distinct()
-        return queryset
-
-
-class MessageInline(CompanyScopedInline, admin.StackedInline):
-    model = Message
-    extra = 0
-    can_delete = False
-    fields = ("created_at", "question", "answer", "status", "sources_list", "tokens", "feedback")
-    readonly_fields = fields
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="Sources")
-    def sources_list(self, obj):
-        return render_sources(obj.sources)
-
-    @admin.display(description="Tokens (prompt + completion)")
-    def tokens(self, obj):
-        return f"{obj.prompt_tokens} + {obj.completion_tokens}"
-
-
-@admin.register(Conversation)
-class ConversationAdmin(ReadOnlyMixin, CompanyScopedAdmin):
-    list_display = ("started_at", "bot", "who", "channel", "message_count", "last_message_at", "ended_at")
-    list_filter = ("bot", "channel", ("started_at", admin.DateFieldListFilter), "messages__status", FeedbackFilter)
-    search_fields = ("messages__question", "end_user__username", "chat__title")
-    date_hierarchy = "started_at"
-    inlines = [MessageInline]
-    fields = ("bot", "channel", "who", "started_at", "last_message_at", "ended_at")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        from django.db.models import Count
-
-        return super().get_queryset(request).select_related("bot", "end_user", "chat").annotate(
-            _messages=Count("messages"))
-
-    @admin.display(description="End user")
-    def who(self, obj):
-        return str(obj.end_user or obj.chat or obj.get_channel_display())
-
-    @admin.display(description="Messages", ordering="_messages")
-    def message_count(self, obj):
-        return obj._messages
-
-
-@admin.register(Message)
-class MessageAdmin(ReadOnlyMixin, CompanyScopedAdmin):
-    list_display = ("created_at", "bot", "short_question", "status", "feedback", "total_tokens", "latency_ms")
-    list_filter = ("bot", "status", ("created_at", admin.DateFieldListFilter), "conversation__channel",
-                   FeedbackFilter)
-    search_fields = ("question", "answer")
-    date_hierarchy = "created_at"
-    fields = ("created_at", "bot", "conversation", "question", "answer", "status", "sources_list", "prompt_tokens",
-              "completion_tokens", "model", "latency_ms", "feedback", "delivered_at", "delivery_error")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("bot", "conversation")
-
-    @admin.display(description="Question")
-    def short_question(self, obj):
-        return obj.question if len(obj.question) <= 80 else obj.question[:79] + "…"
-
-    @admin.display(description="Tokens")
-    def total_tokens(self, obj):
-        return obj.prompt_tokens + obj.completion_tokens
-
-    @admin.display(description="Sources")
-    def sources_list(self, obj):
-        return render_sources(obj.sources)
-
-
-class StuckFilter(admin.SimpleListFilter):
-    title = "needs attention"
-    parameter_name = "attention"
-
-    def lookups(self, request, model_admin):
-        return (("stuck", "Stuck (pending or processing too long)"), ("failed", "Failed"))
-
-    def queryset(self, request, queryset):
-        from django.conf import settings
-
-        from bots.updates import claim_stale_seconds
-
-        now = timezone.now()
-        if self.value() == "stuck":
-            # An update waiting for its not_before (Telegram's 429, a later send slot) is not stuck until due.
-            return queryset.filter(
-                Q(status=TelegramUpdate.Status.PENDING,
-                  received_at__lt=now - dt.timedelta(seconds=settings.TELEGRAM_INBOX_STALE_SECONDS))
-                & (Q(not_before__isnull=True) | Q(not_before__lt=now))
-                | Q(status=TelegramUpdate.Status.PROCESSING,
-                    locked_at__lt=now - dt.timedelta(seconds=claim_stale_seconds())))
-        if self.value() == "failed":
-            return queryset.filter(status=TelegramUpdate.Status.FAILED)
-        return queryset
-
-
-@admin.register(TelegramUpdate)
-class TelegramUpdateAdmin(StaffOnlyAdmin):
-    """The Telegram inbox (platform staff): find stuck or failed updates and retry them."""
-
-    list_display = ("received_at", "company", "bot", "update_id_text", "status", "attempts", "short_error",
-                    "processed_at")
-    list_filter = (StuckFilter, "status", ("company", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("update_id", "bot__username", "error")
-    actions = ["retry"]
-    readonly_fields = ("company", "bot", "update_id_text", "payload", "status", "attempts", "error", "received_at",
-                       "locked_at", "locked_by", "not_before", "sent_message_ids", "processed_at")
-    fields = readonly_fields
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    @admin.display(description="Update id", ordering="update_id")
-    def update_id_text(self, obj):
-        return str(obj.update_id)  # an identifier: no thousands separators (USE_THOUSAND_SEPARATOR)
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="Error")
-    def short_error(self, obj):
-        return obj.error[:100]
-
-    @admin.action(description="Retry selected updates (process them again)", permissions=["view"])
-    def retry(self, request, queryset):
-        from bots.updates import updates_retry
-
-        count = updates_retry(update_pks=list(queryset.values_list("pk", flat=True)))
-        messages.success(request, f"{count} update(s) queued again.")
 
 
 def get_bot_for_admin(request, bot_id: int) -> Bot:
@@ -447,3 +233,6 @@ def get_bot_for_admin(request, bot_id: int) -> Bot:
         Http404: missing, or another company's bot (they look the same).
     """
     return get_object_or_404(scope_to_user(request, Bot.objects.select_related("company")), pk=bot_id)
+
+
+from bots import admin_conversations, admin_inbox  # noqa: E402,F401  (registers their admins)

@@ -27,7 +27,7 @@ from django.core.management import CommandError, call_command
 from django.test.utils import override_settings
 
 from bots.models import Bot, TelegramUpdate
-from bots.telegram_emulator import TelegramEmulator
+from testing.telegram_emulator import TelegramEmulator
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "saas_bot" / "demo"
 DEMO_TOKEN = "7000000001:AAHdemoTokenForTheLocalEmulatorOnly12"
@@ -165,7 +165,8 @@ def _connect_demo_bot(emulator: TelegramEmulator, public: str, out) -> tuple[Bot
     emulator.add_bot(DEMO_TOKEN, id=DEMO_BOT_ID, username=DEMO_USERNAME, first_name="Acme Cloud Support")
     out(f"==> 3/6 Telegram Bot API emulator on {emulator.base_url}; connecting @{DEMO_USERNAME}")
     with override_settings(TELEGRAM_API_BASE_URL=emulator.base_url, PUBLIC_BASE_URL=public):
-        from bots.services import bot_connect, bot_refresh_identity, bot_register_webhook, bot_replace_token
+        from bots.lifecycle import bot_connect, bot_refresh_identity, bot_replace_token
+        from bots.telegram_setup import bot_register_webhook
         from tenants.models import Company
 
         company = Company.objects.get(slug="acme")
@@ -220,7 +221,7 @@ def _replay(bot: Bot, webhook_url: str, emulator: TelegramEmulator, update_files
 def _disable_demo_bot(bot: Bot, emulator: TelegramEmulator, out) -> None:
     """Disable the demo bot while the emulator still answers (``deleteWebhook``), so nothing is left
     registered against an emulator that is gone."""
-    from bots.services import bot_set_status
+    from bots.lifecycle import bot_set_status
 
     with override_settings(TELEGRAM_API_BASE_URL=emulator.base_url):
         bot_set_status(bot=bot, active=False)

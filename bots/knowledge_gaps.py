@@ -66,7 +66,7 @@ def group_questions(texts: list[str], *, threshold: float = GAP_SIMILARITY) -> l
         threshold: cosine similarity (unit-length embeddings) for joining a group's leader.
 
     Raises:
-        ProviderUnavailable: a remote embeddings endpoint failed (``rag.embeddings.embed_texts``).
+        ProviderUnavailable: a remote embeddings endpoint failed (``rag.embeddings.embed_queries``).
     """
     by_text: dict[str, list[int]] = {}
     for i, text in enumerate(texts):
@@ -93,12 +93,12 @@ def _vectors(texts: list[str]):
     """Unit-length embeddings of ``texts`` (a float32 array), embedding only those not in the process cache."""
     import numpy as np
 
-    from rag.embeddings import embed_texts
+    from rag.embeddings import embed_queries  # questions: the query runtime, no torch in the web process
 
     model = f"{settings.EMBEDDING_BACKEND}:{settings.EMBEDDING_MODEL}"
     missing = [t for t in texts if (model, t) not in _vector_cache]
     if missing:
-        fresh = np.asarray(embed_texts(missing), dtype=np.float32)
+        fresh = np.asarray(embed_queries(missing), dtype=np.float32)
         fresh /= np.linalg.norm(fresh, axis=1, keepdims=True).clip(min=1e-12)
         for text, vector in zip(missing, fresh):
             _vector_cache[(model, text)] = vector

@@ -116,6 +116,11 @@ class TelegramUpdate(models.Model):
         constraints = [models.UniqueConstraint(fields=["bot", "update_id"], name="telegramupdate_unique_bot_update")]
         indexes = [models.Index(fields=["status", "received_at"], name="telegramupdate_status_received")]
 
+    @property
+    def answer_key(self) -> str:
+        """The idempotency key of the answer to this update: ``tg:<bot id>:<update_id>`` (quota, message, usage)."""
+        return f"tg:{self.bot_id}:{self.update_id}"
+
 
 class TelegramUser(models.Model):
     """An end user (a Telegram account) a bot has heard from."""

@@ -23,3 +23,13 @@ def bot_find(*, ref: str, company: Company | None = None) -> Bot:
     if found is None:
         raise NotFound(code="bot_not_found", message=f"No bot '{ref}'.")
     return found
+
+
+def bot_names(*, company: Company) -> dict[int, str]:
+    """The company's bots, id -> name as shown ("@username", else the name), oldest first."""
+    return {bot.id: str(bot) for bot in Bot.objects.for_company(company).order_by("id")}
+
+
+def bot_count(company: Company) -> int:
+    """How many bots ``company`` has (its plan's ``max_bots`` counts them)."""
+    return Bot.objects.for_company(company).count()

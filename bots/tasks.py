@@ -2,7 +2,8 @@
 from celery import shared_task
 from django.conf import settings
 
-from bots.updates import RetryLater, inbox_sweep, update_process
+from bots.delivery import RetryLater
+from bots.inbox import inbox_sweep, update_process
 
 
 @shared_task(name="bots.process_update", bind=True, acks_late=True, max_retries=8, soft_time_limit=120,
@@ -10,7 +11,7 @@ from bots.updates import RetryLater, inbox_sweep, update_process
 def process_update_task(self, update_pk: int, slot_at: float | None = None) -> str:
     """Process one inbox update; redelivery is harmless (the row is claimed, the answer keyed by update).
 
-    ``slot_at``: a send time reserved when the update was deferred by the flood limiter (bots.updates).
+    ``slot_at``: a send time reserved when the update was deferred by the flood limiter (bots.delivery).
     """
     try:
         return update_process(update_pk=update_pk, slot_at=slot_at)

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from bots.models import Bot
-from bots.updates import update_receive
+from bots.inbox import update_receive
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 _BIGINT_MAX = 2**63 - 1

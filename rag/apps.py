@@ -15,6 +15,13 @@ class RagConfig(AppConfig):
 
         post_save.connect(_company_knowledge_base, sender=Company, dispatch_uid="rag_company_knowledge_base")
 
+        # What a company holds against its plan's document limits (billing counts nothing of rag's itself).
+        from billing.selectors import holding_counter_register
+        from rag.selectors import document_bytes, document_count
+
+        holding_counter_register(limit="max_documents", counter=document_count)
+        holding_counter_register(limit="max_storage_bytes", counter=document_bytes)
+
 
 def _company_knowledge_base(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
     """A new company's knowledge base starts with the deployment's default embedding model, recorded, so a

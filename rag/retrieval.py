@@ -24,7 +24,10 @@ holds a small share of all chunks (pgvector docs, "Filtering"). Small
 companies (up to ``RAG_EXACT_SEARCH_MAX_CHUNKS``) are therefore scanned exactly
 (index scans off, so the planner takes the company's rows and sorts them);
 large ones use HNSW with ``hnsw.ef_search`` raised in proportion to the
-company's share, and fall back to the exact scan if still short.
+company's share, and fall back to the exact scan if still short; a company whose
+share is too small for even the largest ef_search to yield k of its rows goes to
+the exact scan at once (bench/retrieval_latency.py --tenants: at 370k chunks a
+20k-chunk company's HNSW scans came back short at ef 400-700).
 
 Fusion: min-max score blend (default) or reciprocal rank fusion, over the union
 of both legs' candidates. Each result also carries, in ``extra``, the signals
@@ -386,9 +389,13 @@ def dense_search(*, company_id: int, vector: list[float], limit: int) -> list[tu
     sql = ("SELECT id, 1 - (embedding <=> %s::vector) FROM rag_chunk WHERE company_id = %s "
            "ORDER BY embedding <=> %s::vector LIMIT %s")
     params = [literal, company_id, literal, limit]
+    share = company_chunks / max(total_chunks, 1)
+    # A filtered HNSW scan visits about ef_search candidates of all companies, of which about share * ef
+    # are this company's: when even the largest ef cannot yield ``limit`` of them, the scan would come
+    # back short and the exact scan would run after it anyway -- go there at once.
+    hnsw_can_fill = share * settings.RAG_HNSW_EF_SEARCH_MAX >= limit
     with transaction.atomic(), connection.cursor() as cursor:
-        if company_chunks > settings.RAG_EXACT_SEARCH_MAX_CHUNKS:
-            share = company_chunks / max(total_chunks, 1)
+        if company_chunks > settings.RAG_EXACT_SEARCH_MAX_CHUNKS and hnsw_can_fill:
             ef = min(settings.RAG_HNSW_EF_SEARCH_MAX, max(limit * 4, math.ceil(limit * 2 / max(share, 1e-6)), 100))
             cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
             cursor.execute(sql, params)

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -156,7 +157,9 @@ def document_add(*, company: Company, file_name: str, data: bytes, title: str | 
     existing = Document.objects.for_company(company).filter(checksum=checksum).first()
     if existing:
         return existing, False
-    quota_check_document_add(company=company, size_bytes=len(data))
+    held = Document.objects.for_company(company).aggregate(count=Count("id"), size=Sum("size_bytes"))
+    quota_check_document_add(company=company, size_bytes=len(data), current_documents=held["count"],
+                             current_bytes=held["size"] or 0)
     try:
         with transaction.atomic():
             if collection is not None and collection.company_id != company.id:

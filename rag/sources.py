@@ -175,8 +175,8 @@ def sync_run_get(*, company: Company, run_id: int) -> SyncRun:
 
 
 def source_sync_start(*, company: Company, source_id: int, trigger: str = "manual") -> SyncRun:
-    """Queue a run of a source (the task runs it after commit). A run already queued or running is
-    returned instead of a second one.
+    """Queue a run of a source (the task runs it after commit; without a broker, in a background thread).
+    A run already queued or running is returned instead of a second one.
 
     Raises:
         NotFound(code="source_not_found").
@@ -191,7 +191,9 @@ def source_sync_start(*, company: Company, source_id: int, trigger: str = "manua
         if active is not None:
             return active
         run = SyncRun.objects.create(company=company, source=source, trigger=trigger)
-        enqueue_on_commit(source_sync_task, run.id)
+        # Without a broker (development) the run goes to the web process's background thread: a crawl
+        # must not hold the admin's or the API's request (gunicorn's 30 s timeout would kill it).
+        enqueue_on_commit(source_sync_task, run.id, background=True)
     return run
 
 

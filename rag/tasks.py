@@ -3,11 +3,11 @@ from celery import shared_task
 
 from rag.models import Document
 from rag.services import document_ingest, documents_sweep
-from saas_bot.errors import ProviderUnavailable
+from saas_bot.tasking import TASK_MAX_RETRIES, TRANSIENT_ERRORS
 
 
-@shared_task(name="rag.document_ingest", acks_late=True, autoretry_for=(ProviderUnavailable,),
-             retry_backoff=True, max_retries=5, soft_time_limit=1800, time_limit=1900)
+@shared_task(name="rag.document_ingest", acks_late=True, autoretry_for=TRANSIENT_ERRORS,
+             retry_backoff=True, max_retries=TASK_MAX_RETRIES, soft_time_limit=1800, time_limit=1900)
 def document_ingest_task(document_id: int) -> None:
     """Extract, split, embed and index one pending (or abandoned "processing") document.
 

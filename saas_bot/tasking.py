@@ -15,9 +15,23 @@ from typing import Any
 
 from celery import Task
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from saas_bot.errors import ProviderUnavailable
 
 logger = logging.getLogger("saas_bot.tasking")
+
+# What a task is retried for: the database or the broker away for a moment, the network, a provider's outage.
+# Anything else is a bug or bad data that a retry cannot fix: it is recorded where the task's work is kept and
+# surfaced (the task fails, its error is logged), never retried forever.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, BrokerError, RedisConnectionError, RedisTimeoutError, ConnectionError,
+    TimeoutError, ProviderUnavailable)
+# Retries of one task run for transient errors (with backoff: about 1 + 2 + ... + 128 s, capped at 300 s each).
+TASK_MAX_RETRIES = 8
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()

@@ -5,6 +5,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import UsageEvent
+from bots.selectors import bot_names
 from billing.selectors import usage_daily_by_bot, usage_limits_all, usage_limits_csv_rows
 from bots.models import Bot
 
@@ -32,7 +33,7 @@ def test_daily_by_bot_counts_each_bot_per_day_with_zeros(make_company):
     _event(acme, one, DAY + dt.timedelta(days=5), key="outside")  # after the range
     _event(globex, foreign, DAY, key="g1")
 
-    rows = usage_daily_by_bot(company=acme, start=DAY, end=DAY + dt.timedelta(days=2))
+    rows = usage_daily_by_bot(company=acme, start=DAY, end=DAY + dt.timedelta(days=2), bots=bot_names(company=acme))
 
     assert len(rows) == 6  # 2 bots x 3 days, zeros included
     table = {(r["bot"], r["day"]): (r["messages"], r["tokens"]) for r in rows}
@@ -40,7 +41,7 @@ def test_daily_by_bot_counts_each_bot_per_day_with_zeros(make_company):
     assert table[("@two_bot", DAY + dt.timedelta(days=2))] == (1, 0)
     assert table[("@one_bot", DAY + dt.timedelta(days=1))] == (0, 0)
     assert all(r["bot_id"] != foreign.id for r in rows)
-    assert usage_daily_by_bot(company=make_company("initech"), start=DAY, end=DAY) == []
+    assert usage_daily_by_bot(company=make_company("initech"), start=DAY, end=DAY, bots={}) == []
 
 
 def test_limits_of_every_live_company(make_company):

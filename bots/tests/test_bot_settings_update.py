@@ -1,7 +1,7 @@
-"""bots.services.bot_settings_update: settings and collections, nothing else, same company only."""
+"""bots.lifecycle.bot_settings_update: settings and collections, nothing else, same company only."""
 import pytest
 
-from bots.services import bot_settings_update
+from bots.lifecycle import bot_settings_update
 from rag.models import Collection
 from saas_bot.errors import NotFound, ValidationFailed
 

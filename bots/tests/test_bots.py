@@ -3,10 +3,11 @@ import pytest
 from django.db import connection
 
 from bots.models import Bot, TelegramUpdate
-from bots.services import bot_connect, bot_register_webhook, bot_token
-from bots.updates import inbox_sweep
+from bots.lifecycle import bot_connect
+from bots.telegram_setup import bot_register_webhook, bot_token
+from bots.inbox import inbox_sweep
 from saas_bot.errors import QuotaExceeded, ValidationFailed
-from saas_bot.pytest_plugin import TEST_TOKEN, make_update
+from testing.pytest_plugin import TEST_TOKEN, make_update
 
 pytestmark = pytest.mark.django_db
 

@@ -29,7 +29,8 @@ def test_an_empty_kb_folder_is_refused_before_anything_changes(tmp_path):
 
 @pytest.mark.django_db
 def test_the_demo_bot_is_disabled_and_its_webhook_removed(company, telegram, settings):
-    from bots.services import bot_connect, bot_register_webhook
+    from bots.lifecycle import bot_connect
+    from bots.telegram_setup import bot_register_webhook
 
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
     telegram.add_bot(DEMO_TOKEN, username="acme_support_bot")

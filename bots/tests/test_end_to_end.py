@@ -11,7 +11,7 @@ import pytest
 
 from billing.models import UsageEvent
 from bots.models import Message, TelegramUpdate
-from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder, make_update, switch_broker, wait_until
+from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, switch_broker, wait_until
 
 
 def _post(base_url, bot, payload):
@@ -52,7 +52,7 @@ def celery_worker_process(redis_url, telegram, celery_workers):
 def test_real_worker_answers_once_despite_redelivery_and_a_broker_outage(live_server, bot, telegram,
                                                                           celery_worker_process):
     from bots.tasks import process_update_task
-    from bots.updates import inbox_sweep
+    from bots.inbox import inbox_sweep
 
     ingest_folder(bot.company, DEMO_DIR / "kb")
     question = make_update("what are your support hours?", chat_id=6101)

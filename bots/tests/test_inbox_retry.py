@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from bots.models import TelegramUpdate
-from bots.updates import claim_stale_seconds, updates_retry
+from bots.inbox import claim_stale_seconds, updates_retry
 
 pytestmark = pytest.mark.django_db
 

@@ -3,10 +3,10 @@ import pytest
 
 from bots.knowledge_gaps import knowledge_gap_resolve, knowledge_gaps, normalise_question
 from bots.models import Conversation, KnowledgeGapResolution, Message
-from bots.services import ask
+from bots.answers import ask
 from rag.models import Document
 from saas_bot.errors import NotFound, ValidationFailed
-from saas_bot.pytest_plugin import DEMO_DIR
+from testing.pytest_plugin import DEMO_DIR
 
 pytestmark = pytest.mark.django_db
 

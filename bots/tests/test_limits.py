@@ -6,9 +6,9 @@ from django.db import connections
 
 from billing.models import UsageEvent
 from bots.models import Message, TelegramUpdate
-from bots.services import bot_connect
-from bots.updates import update_process
-from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder, make_update, record_pending_usage
+from bots.lifecycle import bot_connect
+from bots.inbox import update_process
+from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, record_pending_usage
 
 TOKEN = "7200000001:AAFlimitsTestToken000000000000000001"
 

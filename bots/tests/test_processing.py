@@ -3,8 +3,9 @@ import pytest
 
 from billing.models import UsageEvent
 from bots.models import Chat, Message, TelegramUpdate
-from bots.updates import RetryLater, update_process
-from saas_bot.pytest_plugin import TEST_USERNAME, make_update, record_pending_usage
+from bots.delivery import RetryLater
+from bots.inbox import update_process
+from testing.pytest_plugin import TEST_USERNAME, make_update, record_pending_usage
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.models import UsageEvent
 from bots.models import Message, TelegramUpdate
-from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_until
+from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -60,7 +60,7 @@ def test_long_429_waits_are_parked_in_the_database_not_in_the_broker(live_server
         assert wait - 10 < waits[wait] <= wait and row.attempts == 0
     wait_until(lambda: _broker_holds_tasks(broker) == 0, timeout=10)  # no countdown left in Redis
     time.sleep(2)
-    from bots.updates import inbox_sweep
+    from bots.inbox import inbox_sweep
 
     assert inbox_sweep(stale_seconds=0) == 0  # pending, not due: the sweep leaves them
     assert telegram.sent_messages(chat_id=7001) == [] and telegram.sent_messages(chat_id=7002) == []
@@ -79,7 +79,7 @@ def test_long_429_waits_are_parked_in_the_database_not_in_the_broker(live_server
 def test_a_killed_workers_update_is_answered_within_the_recovery_time_and_billed_once(live_server, bot, telegram,
                                                                                        broker, celery_workers,
                                                                                        redis_url, settings):
-    from bots.updates import inbox_sweep
+    from bots.inbox import inbox_sweep
 
     stale = 5
     settings.TELEGRAM_CLAIM_STALE_SECONDS = stale
@@ -119,7 +119,7 @@ def test_a_killed_workers_update_is_answered_within_the_recovery_time_and_billed
 
 def test_a_live_workers_long_claim_is_kept_by_its_heartbeat(live_server, bot, telegram, broker, celery_workers,
                                                             redis_url, settings):
-    from bots.updates import inbox_sweep
+    from bots.inbox import inbox_sweep
 
     settings.TELEGRAM_CLAIM_STALE_SECONDS = 2
     celery_workers(redis_url, TELEGRAM_CLAIM_STALE_SECONDS="2", TELEGRAM_CLAIM_HEARTBEAT_SECONDS="0.5")

@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from billing.models import QuotaWindow, UsageEvent
 from bots.models import Chat, Conversation, Message, TelegramUpdate
-from bots.telegram_errors import classify
-from bots.updates import RetryLater, inbox_sweep, update_process
-from saas_bot.pytest_plugin import SHARED_DATA, TEST_TOKEN, make_update, record_pending_usage
+from bots.telegram import classify
+from bots.delivery import RetryLater
+from bots.inbox import inbox_sweep, update_process
+from testing.pytest_plugin import SHARED_DATA, TEST_TOKEN, make_update, record_pending_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -236,7 +237,7 @@ def test_classify_reads_pythons_telegram_bot_exceptions():
 
 def test_telegram_webhooks_sync_retries_each_bot_after_its_429_and_fails_loudly(company, telegram, settings,
                                                                                  capsys):
-    from bots.services import bot_connect
+    from bots.lifecycle import bot_connect
 
     settings.PUBLIC_BASE_URL = "https://bots.example.com"
     settings.TELEGRAM_SYNC_PACE_SECONDS = 0.05

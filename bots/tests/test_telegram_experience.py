@@ -13,10 +13,10 @@ from django.core.management.base import CommandError
 
 from billing.models import UsageEvent
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
-from bots.services import bot_replace_token
-from bots.telegram_emulator import parse_html
-from bots.updates import update_process
-from saas_bot.pytest_plugin import (SHARED_DATA, TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME, make_update,
+from bots.lifecycle import bot_replace_token
+from testing.telegram_emulator import parse_html
+from bots.inbox import update_process
+from testing.pytest_plugin import (SHARED_DATA, TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME, make_update,
                                     record_pending_usage)
 from tenants.models import Membership
 
@@ -141,8 +141,8 @@ def test_answer_has_feedback_and_sources_buttons_that_work(bot, telegram, demo_k
 
 
 def test_sources_command_and_usage_command(make_company, telegram):
-    from bots.services import bot_connect
-    from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder
+    from bots.lifecycle import bot_connect
+    from testing.pytest_plugin import DEMO_DIR, ingest_folder
 
     company = make_company("acme", max_messages_per_period=100, max_messages_per_end_user_per_day=3)
     telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
@@ -158,7 +158,7 @@ def test_sources_command_and_usage_command(make_company, telegram):
 
 
 def test_connecting_a_bot_registers_its_command_menu(company, telegram, django_capture_on_commit_callbacks):
-    from bots.services import bot_connect
+    from bots.lifecycle import bot_connect
 
     telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
     with django_capture_on_commit_callbacks(execute=True):
@@ -211,11 +211,11 @@ def test_blocked_chat_gets_nothing_until_it_writes_again(bot, telegram, demo_kb)
     run(bot, blocked)
     assert Chat.objects.get().is_blocked
     before = len(telegram.calls("sendMessage"))
-    from bots.updates import Undeliverable, _send, _Where
+    from bots.delivery import Undeliverable, Where, send
     from bots.formatting import Part
 
     with pytest.raises(Undeliverable):
-        _send(bot, _Where(chat=Chat.objects.get()), [Part(html="x", plain="x")])
+        send(bot, Where(chat=Chat.objects.get()), [Part(html="x", plain="x")])
     assert len(telegram.calls("sendMessage")) == before  # not even tried
 
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from bots.models import TelegramUpdate
-from saas_bot.pytest_plugin import make_update
+from testing.pytest_plugin import make_update
 
 pytestmark = pytest.mark.django_db
 
@@ -105,7 +105,7 @@ def test_valid_json_that_jsonb_refuses_is_stored_not_a_500(client, bot, body, fi
 
 
 def test_an_unusable_stored_update_is_marked_failed_with_a_reason(client, bot, django_capture_on_commit_callbacks):
-    from bots.updates import update_process
+    from bots.inbox import update_process
 
     assert post(client, bot, b'{"update_id": 990002, "message": "\\ud800"}').status_code == 200
     stored = TelegramUpdate.objects.get(update_id=990002)
@@ -115,7 +115,7 @@ def test_an_unusable_stored_update_is_marked_failed_with_a_reason(client, bot, d
 
 
 def test_my_chat_member_without_chat_is_ignored_not_an_error(client, bot):
-    from bots.updates import update_process
+    from bots.inbox import update_process
 
     body = {"update_id": 990003, "my_chat_member": {
         "from": {"id": 1, "is_bot": False, "first_name": "A"}, "date": 1767225600,

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from rag.models import Chunk, CorpusStat, Document
 from rag.services import document_add, document_delete, documents_ingest
 from saas_bot.errors import QuotaExceeded, ValidationFailed
-from saas_bot.pytest_plugin import DEMO_DIR, ingest_folder
+from testing.pytest_plugin import DEMO_DIR, ingest_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -106,7 +106,7 @@ def test_ingest_command_unknown_company(db):
 
 def test_indexing_records_embedding_tokens_in_the_ledger(company):
     from billing.models import UsageCounter, UsageEvent
-    from saas_bot.pytest_plugin import record_pending_usage
+    from testing.pytest_plugin import record_pending_usage
 
     (doc,) = ingest_folder_one(company, "sharing-links.md")
     record_pending_usage()
@@ -117,7 +117,7 @@ def test_indexing_records_embedding_tokens_in_the_ledger(company):
 
 
 def test_pasted_text_and_collections_scope_what_a_bot_answers_from(company, bot):
-    from bots.services import bot_document_ids
+    from bots.answers import bot_document_ids
     from rag.answering import answer_question
     from rag.models import Collection
     from rag.services import document_add_text

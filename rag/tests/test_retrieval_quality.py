@@ -129,6 +129,17 @@ def test_small_company_beside_a_large_one_gets_its_own_best_k_through_hnsw(make_
     dense = dense_search(company_id=large.id, vector=list(map(float, query)), limit=20)
     assert len(dense) == 20 and dense[0][0] == large_ids[1234] and {cid for cid, _ in dense} <= set(large_ids)
 
+    # When even the largest ef_search cannot yield k of the company's rows (share 1 % x 200 < 5), the exact
+    # scan runs at once instead of after a short HNSW scan.
+    settings.RAG_HNSW_EF_SEARCH_MAX = 200
+    query = small_vectors[3]
+    with CaptureQueriesContext(connection) as captured:
+        dense = dense_search(company_id=small.id, vector=list(map(float, query)), limit=5)
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert not any("hnsw.ef_search" in sql for sql in statements)
+    assert any("enable_indexscan" in sql for sql in statements)
+    assert [cid for cid, _ in dense] == [small_ids[i] for i in np.argsort(-(small_vectors @ query))[:5]]
+
 
 def _result(best_cosine: float, dense_z: float | None, chunks: int, *, terms: int = 3, matched: int = 3,
             unknown: int = 0) -> list[RetrievedChunk]:

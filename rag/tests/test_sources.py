@@ -8,7 +8,7 @@ from rag import services
 from rag.local_site import LocalSite
 from rag.models import Document, Source, SourcePage, SyncRun
 from rag import sources
-from rag.sources import source_create, sources_sync_due
+from rag.sources import source_create, sources_sync_due, sync_run_execute
 from tenants.models import Membership
 
 pytestmark = pytest.mark.django_db
@@ -158,12 +158,14 @@ def test_failed_run_and_big_change_email_the_admins(company, site, django_user_m
     assert failed.status == SyncRun.Status.FAILED and failed.alerted and len(mail.outbox) == 2
 
 
-def test_schedule_queues_due_sources_only(company, site, django_capture_on_commit_callbacks):
+def test_schedule_queues_due_sources_only(company, site):
     daily = _website(company, site, schedule=Source.Schedule.DAILY, max_depth=0)
     _website(company, site, schedule=Source.Schedule.MANUAL, max_depth=0)
-    with django_capture_on_commit_callbacks(execute=True):
-        assert sources_sync_due() == 1  # eager Celery: the task runs on commit
+    assert sources_sync_due() == 1
     run = SyncRun.objects.get(source=daily)
+    assert run.trigger == "schedule" and run.status == SyncRun.Status.QUEUED
+    sync_run_execute(run_id=run.id)  # what the worker does with the queued task
+    run.refresh_from_db()
     assert run.trigger == "schedule" and run.status == SyncRun.Status.SUCCEEDED
     assert sources_sync_due() == 0  # ran less than a day ago
 
@@ -184,8 +186,7 @@ def test_sync_sources_command_prints_progress_and_summary(company, site, make_co
     assert not SyncRun.objects.filter(source__company=other).exists()
 
 
-def test_a_run_left_by_a_dead_worker_is_failed_and_the_source_queued_again(company, site,
-                                                                           django_capture_on_commit_callbacks):
+def test_a_run_left_by_a_dead_worker_is_failed_and_the_source_queued_again(company, site):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -193,8 +194,7 @@ def test_a_run_left_by_a_dead_worker_is_failed_and_the_source_queued_again(compa
     source = _website(company, site, schedule=Source.Schedule.WEEKLY, max_depth=0)
     dead = SyncRun.objects.create(company=company, source=source, status=SyncRun.Status.RUNNING)
     SyncRun.objects.filter(id=dead.id).update(created_at=timezone.now() - timedelta(hours=7))
-    with django_capture_on_commit_callbacks(execute=True):
-        assert sources_sync_due() == 1
+    assert sources_sync_due() == 1
     dead.refresh_from_db()
     assert dead.status == SyncRun.Status.FAILED and "worker stopped" in dead.error
-    assert SyncRun.objects.filter(source=source, status=SyncRun.Status.SUCCEEDED).count() == 1
+    assert SyncRun.objects.filter(source=source, status=SyncRun.Status.QUEUED).count() == 1

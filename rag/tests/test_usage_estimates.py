@@ -4,7 +4,7 @@ import pytest
 
 from billing.models import UsageEvent
 from rag.answering import answer_question
-from rag.llm_stub import count_prompt_tokens, count_tokens
+from testing.llm_stub import count_prompt_tokens, count_tokens
 
 pytestmark = pytest.mark.django_db
 QUESTION = "how long do sharing links stay valid by default?"
@@ -28,9 +28,10 @@ def test_provider_usage_is_used_when_reported(company, demo_kb, llm):
 def test_token_quota_holds_when_the_provider_reports_no_usage(make_company, telegram, llm,
                                                               django_capture_on_commit_callbacks):
     from bots.models import Conversation
-    from bots.services import ask, bot_connect
+    from bots.answers import ask
+    from bots.lifecycle import bot_connect
     from rag.services import document_add_text, documents_ingest
-    from saas_bot.pytest_plugin import TEST_BOT_ID, TEST_TOKEN
+    from testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN
 
     llm.omit_usage()
     company = make_company("tokens", max_tokens_per_period=200)

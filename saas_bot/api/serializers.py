@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from billing.models import UsageEvent
 from bots.models import Bot, Conversation, Message
-from bots.services import QUESTION_MAX_CHARS
+from bots.answers import QUESTION_MAX_CHARS
 from rag.models import Collection, Document, Source, SyncRun
 
 

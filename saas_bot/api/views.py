@@ -23,7 +23,9 @@ from rest_framework.response import Response
 from billing import selectors as usage_selectors
 from billing.models import UsageEvent
 from billing.services import subscription_get_live
-from bots import services as bot_services
+from bots.answers import ask
+from bots.lifecycle import bot_connect, bot_delete, bot_update
+from bots.telegram_setup import bot_webhook_info
 from bots.models import Bot, Conversation, Message
 from rag import services as document_services
 from rag import sources as source_services
@@ -150,9 +152,9 @@ class BotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyViewSe
         data = dict(serializer.validated_data)
         token = data.pop("token")
         collections = data.pop("collections", None)
-        bot = bot_services.bot_connect(company=self.company, token=token, name=data.get("name", ""))
+        bot = bot_connect(company=self.company, token=token, name=data.get("name", ""))
         if data or collections is not None:
-            bot = bot_services.bot_settings_update(bot=bot, changes=data, collections=collections)
+            bot = bot_update(bot=bot, changes=data, collections=collections)
         return Response(s.BotSerializer(bot).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Change a bot's settings, status or token", tags=["bots"],
@@ -167,20 +169,12 @@ class BotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyViewSe
                                              context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        token = data.pop("token", None)
-        new_status = data.pop("status", None)
-        collections = data.pop("collections", None)
-        if token:
-            bot = bot_services.bot_replace_token(bot=bot, token=token)
-        if data or collections is not None:
-            bot = bot_services.bot_settings_update(bot=bot, changes=data, collections=collections)
-        if new_status is not None and new_status != bot.status:
-            bot = bot_services.bot_set_status(bot=bot, active=new_status == Bot.Status.ACTIVE)
-        bot.refresh_from_db()
+        bot = bot_update(bot=bot, token=data.pop("token", None), status=data.pop("status", None),
+                         collections=data.pop("collections", None), changes=data)
         return Response(s.BotSerializer(bot).data)
 
     def destroy(self, request, *args, **kwargs):
-        bot_services.bot_delete(bot=self.get_object())
+        bot_delete(bot=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(summary="Telegram's webhook status for this bot (getWebhookInfo)", tags=["bots"],
@@ -189,7 +183,7 @@ class BotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyViewSe
                               503: _error("telegram_unavailable.")})
     @action(detail=True, methods=["get"])
     def webhook(self, request, pk=None):
-        info = bot_services.bot_webhook_info(bot=self.get_object())
+        info = bot_webhook_info(bot=self.get_object())
         return Response(s.WebhookInfoSerializer(info).data)
 
     @extend_schema(
@@ -223,7 +217,7 @@ class BotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyViewSe
             if conversation is None:
                 return Response(error_body("conversation_not_found", "Conversation not found."), status=404)
         key = getattr(request, "idempotency_key", None)
-        result = bot_services.ask(
+        result = ask(
             bot=bot, question=serializer.validated_data["question"], channel=Conversation.Channel.API,
             conversation=conversation, idempotency_key=f"api:{self.company.id}:{key}" if key else None)
         message = result.message

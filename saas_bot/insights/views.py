@@ -31,7 +31,8 @@ from billing.selectors import (
 )
 from bots.knowledge_gaps import knowledge_gap_resolve, knowledge_gaps
 from bots.models import Bot, Conversation, KnowledgeGapResolution, Message
-from bots.services import QUESTION_MAX_CHARS, ask
+from bots.answers import QUESTION_MAX_CHARS, ask
+from bots.selectors import bot_names
 from saas_bot.errors import NoLiveSubscription, ServiceError
 from tenants.access import can_edit, current_company, is_platform_staff
 from tenants.models import Company
@@ -97,7 +98,7 @@ def playground_index(request: HttpRequest) -> HttpResponse:
 
 
 def playground(request: HttpRequest, bot_id: int) -> HttpResponse:
-    """Ask one bot a question through the Telegram pipeline (``bots.services.ask``, channel "playground").
+    """Ask one bot a question through the Telegram pipeline (``bots.answers.ask``, channel "playground").
 
     The conversation id is kept in the session per bot, so follow-up questions use its memory; the
     "new conversation" button ends it. Service errors and limit replies are shown as messages.
@@ -201,7 +202,7 @@ def _charts(company: Company, start: dt.date, end: dt.date) -> list[str]:
     import plotly.graph_objects as go
     from django.utils.html import format_html
 
-    rows = usage_daily_by_bot(company=company, start=start, end=end)
+    rows = usage_daily_by_bot(company=company, start=start, end=end, bots=bot_names(company=company))
     charts = []
     for metric, title in (("messages", "Messages per day"), ("tokens", "Tokens per day")):
         with_data = [r for r in rows if r[metric]]
@@ -285,7 +286,8 @@ def usage_export(request: HttpRequest) -> HttpResponse:
         else:
             start, end = _period_days(current)
             rows = [{"day": r["day"].isoformat(), "bot": r["bot"], "messages": r["messages"], "tokens": r["tokens"]}
-                    for r in usage_daily_by_bot(company=company, start=start, end=end)]
+                    for r in usage_daily_by_bot(company=company, start=start, end=end,
+                                                bots=bot_names(company=company))]
         name = f"usage-{company.slug}-daily.csv"
     else:
         rows = usage_limits_csv_rows(usage_limits_all())

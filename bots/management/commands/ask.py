@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from billing.models import UsageCounter
 from bots.models import Message
 from bots.selectors import bot_find
-from bots.services import ask
+from bots.answers import ask
 from saas_bot.errors import ServiceError
 
 

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bots.models import Bot
-from bots.services import bot_connect, bot_register_webhook
+from bots.lifecycle import bot_connect
+from bots.telegram_setup import bot_register_webhook
 from saas_bot.errors import ServiceError
 from tenants.selectors import company_get_by_slug
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
 
 
 def _same_token(bot: Bot, token: str) -> bool:
-    from bots.services import bot_token
+    from bots.telegram_setup import bot_token
 
     try:
         return bot_token(bot) == token.strip()

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bots.models import Bot
-from bots.services import bot_register_webhook, bot_set_commands, bot_webhook_info
+from bots.telegram_setup import bot_register_webhook, bot_set_commands, bot_webhook_info
 from saas_bot.errors import ProviderUnavailable, ServiceError
 
 NETWORK_ATTEMPTS = 3

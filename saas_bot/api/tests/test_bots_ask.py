@@ -3,9 +3,10 @@ import pytest
 
 from billing.models import UsageEvent
 from bots.models import Bot, Message
-from bots.services import QUESTION_MAX_CHARS, bot_connect
+from bots.answers import QUESTION_MAX_CHARS
+from bots.lifecycle import bot_connect
 from rag.models import Collection
-from saas_bot.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, record_pending_usage
+from testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, record_pending_usage
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@
 import pytest
 
 from rag.models import Document
-from saas_bot.pytest_plugin import DEMO_DIR
+from testing.pytest_plugin import DEMO_DIR
 
 pytestmark = pytest.mark.django_db
 

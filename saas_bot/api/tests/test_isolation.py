@@ -14,7 +14,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from billing.models import UsageEvent
 from bots.models import Bot, Conversation, Message
-from bots.services import bot_connect
+from bots.lifecycle import bot_connect
 from rag.models import Collection, Document, Source, SyncRun
 from rag.services import document_add_text
 from saas_bot.api.models import ApiKey

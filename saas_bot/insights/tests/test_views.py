@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from billing.models import UsageEvent
 from bots.models import Bot, Conversation, KnowledgeGapResolution, Message
-from saas_bot.pytest_plugin import DEMO_DIR, record_pending_usage
+from testing.pytest_plugin import DEMO_DIR, record_pending_usage
 from tenants.models import Membership
 
 pytestmark = pytest.mark.django_db
@@ -78,7 +78,7 @@ def test_playground_bad_questions_are_messages(client, bot, question, text):
 
 
 def test_playground_limit_reached_is_a_warning(client, make_company, telegram):
-    from bots.services import bot_connect
+    from bots.lifecycle import bot_connect
 
     company = make_company("tiny", max_messages_per_period=0)
     telegram.add_bot("7300000001:AAFplaygroundLimit000000000000000001", username="tiny_bot")

@@ -1,5 +1,5 @@
 """A local HTTP server in a background thread: the shared lifecycle of the test doubles
-(``bots.telegram_emulator.TelegramEmulator``, ``rag.llm_stub.OpenAIStub``). No Django here: the
+(``testing.telegram_emulator.TelegramEmulator``, ``testing.llm_stub.OpenAIStub``). No Django here: the
 doubles also run as stand-alone processes.
 """
 from __future__ import annotations

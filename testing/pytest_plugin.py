@@ -1,4 +1,4 @@
-"""Shared pytest fixtures (loaded with ``-p saas_bot.pytest_plugin`` from pyproject.toml).
+"""Shared pytest fixtures (loaded with ``-p testing.pytest_plugin`` from pyproject.toml).
 
 The far ends are real local HTTP servers: the Telegram Bot API emulator and the
 OpenAI-compatible stub. The database is real PostgreSQL with pgvector.
@@ -34,7 +34,7 @@ def shared_data() -> Path:
 @pytest.fixture
 def telegram(settings):
     """A running Telegram Bot API emulator; settings point the client at it."""
-    from bots.telegram_emulator import TelegramEmulator
+    from testing.telegram_emulator import TelegramEmulator
 
     with TelegramEmulator() as emulator:
         settings.TELEGRAM_API_BASE_URL = emulator.base_url
@@ -44,7 +44,7 @@ def telegram(settings):
 @pytest.fixture
 def llm(settings):
     """A running OpenAI-compatible stub; settings switch answers to ChatOpenAI against it."""
-    from rag.llm_stub import OpenAIStub
+    from testing.llm_stub import OpenAIStub
 
     with OpenAIStub() as stub:
         settings.OPENAI_API_KEY = "test-key"
@@ -91,7 +91,7 @@ def owner_client(client, company):
 @pytest.fixture
 def bot(company, telegram):
     """Bot @acme_test_bot of "acme", connected through the emulator (getMe, token encrypted)."""
-    from bots.services import bot_connect
+    from bots.lifecycle import bot_connect
 
     telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
     return bot_connect(company=company, token=TEST_TOKEN, register_webhook=False)
