@@ -56,7 +56,7 @@ def _cpu_times():
 @pytest.mark.django_db(transaction=True)
 def test_answer_throughput_scenario(telegram, llm, make_company, private_redis, web_servers, celery_workers,
                                     settings):
-    from bots.services import bot_connect
+    from bots.lifecycle import bot_connect
 
     broker = private_redis.url
     settings.TELEGRAM_RATE_REDIS_URL = broker

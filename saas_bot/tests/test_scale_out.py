@@ -30,7 +30,7 @@ def test_two_web_processes_and_two_workers_lose_nothing_and_answer_once(
         telegram, llm, make_company, private_redis, web_servers, celery_workers, settings):
     from billing.models import UsageEvent
     from bots.models import Message, TelegramUpdate
-    from bots.services import bot_connect
+    from bots.lifecycle import bot_connect
 
     broker = private_redis.url
     settings.TELEGRAM_RATE_REDIS_URL = broker
