@@ -12,8 +12,13 @@ PORT ?=
 TELEGRAM_PORT ?=
 OWNER ?=
 GUNICORN_CONF := saas_bot/gunicorn_conf.py
+# Celery workers of make run (docs/architecture.md, "Processes"): answers (Telegram updates, housekeeping;
+# IO-bound: threads, each waiting on the chat model or Telegram) and ingest (extraction, embedding;
+# CPU-bound: one process per core). Each answers thread holds one database connection while it works.
+ANSWER_CONCURRENCY ?= 64
+INGEST_CONCURRENCY ?= 2
 
-.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench-first-question bench-sync-sources bench clean-var
+.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench-first-question bench-answers bench-sync-sources bench clean-var
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +38,8 @@ test: install browser-deps
 	$(PY) -m pytest
 
 # Serve for real: web (gunicorn; prints its URLs and loads the embedding model at start), and with REDIS_URL
-# a Celery worker and beat. With OWNER=email the company's owner is created (password printed once).
+# two Celery workers (answers: threads pool; ingest: prefork) and beat. With OWNER=email the company's owner
+# is created (password printed once).
 # With TELEGRAM_BOT_TOKEN and PUBLIC_BASE_URL set, that bot is connected to $(COMPANY) and its webhook registered.
 run: install
 	$(PY) manage.py migrate
@@ -41,7 +47,10 @@ run: install
 	@if [ -n "$$TELEGRAM_BOT_TOKEN" ]; then $(PY) manage.py bot_connect --company "$(COMPANY)" --token "$$TELEGRAM_BOT_TOKEN"; fi
 	@set -m; pids=(); \
 	if [ -n "$$REDIS_URL$$CELERY_BROKER_URL" ]; then \
-	  $(VENV)/bin/celery -A saas_bot worker --loglevel=info --concurrency=2 & pids+=($$!); \
+	  $(VENV)/bin/celery -A saas_bot worker -n answers@%h -Q answers,celery -P threads \
+	    --concurrency=$(ANSWER_CONCURRENCY) --loglevel=info & pids+=($$!); \
+	  $(VENV)/bin/celery -A saas_bot worker -n ingest@%h -Q ingest -P prefork \
+	    --concurrency=$(INGEST_CONCURRENCY) --loglevel=info & pids+=($$!); \
 	  $(VENV)/bin/celery -A saas_bot beat --loglevel=info & pids+=($$!); \
 	else echo "No REDIS_URL: tasks run inside the web process (eager)."; fi; \
 	trap 'kill $${pids[@]} 2>/dev/null' EXIT INT TERM; \
@@ -66,11 +75,13 @@ bench-recovery: install
 	$(PY) bench/recovery.py
 bench-first-question: install
 	$(PY) bench/first_question.py
+bench-answers: install
+	$(PY) bench/answer_throughput.py
 bench-sync-sources: install
 	$(PY) bench/sync_sources.py
 bench-scifact: install
 	$(PY) manage.py eval_retrieval --beir ../shared/data/beir/scifact --split train
-bench: bench-webhook bench-telegram bench-recovery bench-ingest bench-hostile bench-retrieval bench-usage bench-first-question bench-sync-sources bench-scifact
+bench: bench-webhook bench-telegram bench-answers bench-recovery bench-ingest bench-hostile bench-retrieval bench-usage bench-first-question bench-sync-sources bench-scifact
 
 clean-var:
 	rm -rf var

@@ -254,7 +254,7 @@ def table(headers: list[str], rows: list[list], align: str | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
-ORDER = ["webhook", "telegram", "retrieval", "ingest", "usage", "findings", "scifact"]
+ORDER = ["webhook", "telegram", "answer-throughput", "retrieval", "ingest", "usage", "findings", "scifact"]
 
 
 def update_docs(name: str, body: str) -> None:

@@ -43,8 +43,8 @@ import _common  # noqa: E402
 from _common import OUT_DIR, REPO, CpuSampler, log, percentile, table  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-QUEUE = "celery"  # Celery's default queue (the project defines no other)
-# With priorities on Redis (settings: priority_steps, sep ":"), priority p > 0 goes to the list "celery:p".
+QUEUE = "answers"  # the queue of bots.process_update (settings.CELERY_TASK_ROUTES)
+# With priorities on Redis (settings: priority_steps, sep ":"), priority p > 0 goes to the list "answers:p".
 QUEUES = [QUEUE] + [f"{QUEUE}:{p}" for p in range(1, 10)]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import environ
 from cryptography.fernet import Fernet
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -199,6 +200,23 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "inter
                                    "queue_order_strategy": "priority"}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+# Queues by the kind of work (docs/architecture.md, "Processes"):
+# - "answers": Telegram updates. Mostly waiting on the chat model and Telegram (1-3 s per answer), so one
+#   worker process with a threads pool keeps hundreds in flight: `-Q answers,celery -P threads -c 64`.
+# - "celery" (the default): short housekeeping (sweeps, usage ledger, renewals); IO-bound, same worker.
+# - "ingest": extraction, chunking and batch embedding; CPU-bound, a prefork pool of one process per core:
+#   `-Q ingest -P prefork -c 2`.
+# A worker started without -Q consumes all three (development, tests).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Each queue has its own routing key: without one, Celery binds every queue to the key "celery" and a task
+# would be copied into all three.
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("answers", "celery", "ingest")]
+CELERY_TASK_ROUTES = {
+    "bots.process_update": {"queue": "answers"},
+    "rag.document_ingest": {"queue": "ingest"},
+    "rag.knowledge_base_reembed": {"queue": "ingest"},
+    "rag.source_sync": {"queue": "ingest"},  # crawls, then extracts and embeds what changed (hours at most)
+}
 
 # --- Telegram -----------------------------------------------------------------
 TELEGRAM_API_BASE_URL = env("TELEGRAM_API_BASE_URL", default="https://api.telegram.org").rstrip("/")

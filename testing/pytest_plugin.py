@@ -249,9 +249,12 @@ def private_redis():
 
 @pytest.fixture
 def celery_workers(settings):
-    """start(broker_url, **env) -> a real Celery worker process (solo pool) on the test database.
+    """start(broker_url, pool="solo", concurrency=None, queues=None, **env) -> a real Celery worker process
+    on the test database.
 
-    The test process sends to the same broker; everything is stopped and restored afterwards.
+    ``pool``/``concurrency``/``queues`` are Celery's ``-P``/``-c``/``-Q`` (default: the solo pool consuming
+    every queue of settings.CELERY_TASK_QUEUES). The test process sends to the same broker; everything is
+    stopped and restored afterwards.
     """
     import subprocess
     import sys
@@ -263,12 +266,14 @@ def celery_workers(settings):
     old = (app.conf.broker_url, app.conf.task_always_eager)
     processes: list[subprocess.Popen] = []
 
-    def start(broker_url: str, **extra_env: str) -> subprocess.Popen:
+    def start(broker_url: str, pool: str = "solo", concurrency: int | None = None, queues: str | None = None,
+              **extra_env: str) -> subprocess.Popen:
         env = dict(os.environ, REDIS_URL=broker_url, CELERY_BROKER_URL=broker_url,
                    TELEGRAM_API_BASE_URL=settings.TELEGRAM_API_BASE_URL,
                    DATABASE_NAME=connection.settings_dict["NAME"], LOG_LEVEL="WARNING", **extra_env)
+        options = (["-c", str(concurrency)] if concurrency else []) + (["-Q", queues] if queues else [])
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "saas_bot", "worker", "-P", "solo", "--without-gossip",
+            [sys.executable, "-m", "celery", "-A", "saas_bot", "worker", "-P", pool, *options, "--without-gossip",
              "--without-mingle", "--loglevel=WARNING", "-n", f"test{len(processes)}-{os.getpid()}@%h"],
             cwd=BASE_DIR, env=env)
         processes.append(process)
@@ -280,6 +285,60 @@ def celery_workers(settings):
     yield start
     app.conf.task_always_eager = old[1]
     switch_broker(old[0])
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def web_servers(settings):
+    """start(broker_url, **env) -> base URL of a real web process (gunicorn, one gthread worker) on the test
+    database, as ``make run`` serves it; each is stopped afterwards.
+
+    It loads no embedding model at start (``EMBEDDING_WARM_UP=false``): it takes webhooks.
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from django.db import connection
+
+    processes: list[subprocess.Popen] = []
+
+    def start(broker_url: str, **extra_env: str) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(os.environ, REDIS_URL=broker_url, CELERY_BROKER_URL=broker_url,
+                   TELEGRAM_API_BASE_URL=settings.TELEGRAM_API_BASE_URL, TELEGRAM_RATE_REDIS_URL=broker_url,
+                   DATABASE_NAME=connection.settings_dict["NAME"], LOG_LEVEL="WARNING", EMBEDDING_WARM_UP="false")
+        env.update(extra_env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "saas_bot.wsgi:application", "--bind", f"127.0.0.1:{port}",
+             "--workers", "1", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"],
+            cwd=BASE_DIR, env=env)
+        processes.append(process)
+        base_url = f"http://127.0.0.1:{port}"
+        # Start-up takes seconds on a quiet machine; minutes at load 20 on 2 cores (measured while writing this).
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with code {process.returncode}")
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=10).status_code == 200:
+                    return base_url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("gunicorn did not answer /healthz with 200 within 240 s")
+
+    yield start
     for process in processes:
         if process.poll() is None:
             process.terminate()

@@ -37,7 +37,11 @@ def broker(redis_url, telegram):
 
 def _broker_holds_tasks(client) -> int:
     """Task messages the broker still holds: queued (every priority list) or delivered and unacknowledged."""
-    queued = sum(client.llen(key) for key in client.keys("celery*") if client.type(key) == b"list")
+    from django.conf import settings
+
+    names = [queue.name for queue in settings.CELERY_TASK_QUEUES]  # each queue and its priority lists "name:p"
+    queued = sum(client.llen(key) for name in names for key in client.keys(f"{name}*")
+                 if client.type(key) == b"list")
     return queued + client.hlen("unacked")
 
 
