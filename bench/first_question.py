@@ -128,7 +128,7 @@ def main() -> int:
     from billing.services import subscription_start
     from bots.demo import DEMO_DIR
     from bots.lifecycle import bot_connect
-    from testing.telegram_emulator import TelegramEmulator
+    from saas_bot.testing.telegram_emulator import TelegramEmulator
     from saas_bot.api.models import ApiKey
     from rag.services import document_add, documents_ingest
     from tenants.services import company_create

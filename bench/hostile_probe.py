@@ -321,7 +321,7 @@ def main() -> int:
     from django.conf import settings
     from django.core.management import call_command
 
-    from testing.telegram_emulator import TelegramEmulator
+    from saas_bot.testing.telegram_emulator import TelegramEmulator
 
     info = _common.machine_info()
     load = _common.other_load()

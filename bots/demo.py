@@ -27,7 +27,7 @@ from django.core.management import CommandError, call_command
 from django.test.utils import override_settings
 
 from bots.models import Bot, TelegramUpdate
-from testing.telegram_emulator import TelegramEmulator
+from saas_bot.testing.telegram_emulator import TelegramEmulator
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "saas_bot" / "demo"
 DEMO_TOKEN = "7000000001:AAHdemoTokenForTheLocalEmulatorOnly12"

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_until
+from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_until
 
 CONFIGS = os.environ.get("ANSWER_CONFIGS", "prefork:2,threads:64")
 DELAYS = [float(x) for x in os.environ.get("ANSWER_DELAYS", "0.5,2").split(",")]

@@ -25,7 +25,7 @@ import pytest
 from django.test import Client
 
 REPO = Path(__file__).resolve().parents[2]
-APPS = ("tenants", "billing", "rag", "bots", "saas_bot", "testing")
+APPS = ("tenants", "billing", "rag", "bots", "saas_bot")
 DOUBLES = ("telegram_emulator", "llm_stub", "local_http", "loadgen", "pytest_plugin")
 
 
@@ -35,7 +35,7 @@ def _module_of(filename: str) -> str | None:
     except ValueError:
         return None
     parts = rel.with_suffix("").parts
-    if not parts or parts[0] not in APPS or "tests" in parts or "migrations" in parts or parts[0] == "testing":
+    if not parts or parts[0] not in APPS or "tests" in parts or "migrations" in parts or parts[:2] == ["saas_bot", "testing"]:
         return None
     if parts[-1] in DOUBLES:
         return None
@@ -97,7 +97,7 @@ class PathRecorder:
 
 @pytest.mark.django_db(transaction=True)
 def test_update_path(bot, telegram, demo_kb, settings):
-    from testing.pytest_plugin import make_update
+    from saas_bot.testing.pytest_plugin import make_update
     from saas_bot.tasking import wait_for_background_tasks
 
     update = make_update("how long do sharing links stay valid by default?", chat_id=6001)
@@ -114,7 +114,7 @@ def test_update_path(bot, telegram, demo_kb, settings):
 @pytest.mark.django_db(transaction=True)
 def test_document_path(company, settings):
     from rag.services import document_add
-    from testing.pytest_plugin import DEMO_DIR
+    from saas_bot.testing.pytest_plugin import DEMO_DIR
     from saas_bot.tasking import wait_for_background_tasks
 
     path = sorted((DEMO_DIR / "kb").iterdir())[0]

@@ -16,8 +16,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.db.models import Count
 
-from testing.loadgen import QUESTIONS
-from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update
+from saas_bot.testing.loadgen import QUESTIONS
+from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update
 
 UPDATES = int(os.environ.get("RECOVERY_UPDATES", "240"))
 RATE = float(os.environ.get("RECOVERY_RATE", "4"))  # updates per second through the webhook
@@ -32,7 +32,7 @@ def test_recovery_scenario(live_server, telegram, make_company, private_redis, c
     from bots.models import Message, TelegramUpdate
     from bots.lifecycle import bot_connect
     from bots.inbox import inbox_sweep
-    from testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, wait_until
+    from saas_bot.testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, wait_until
 
     settings.TELEGRAM_RATE_REDIS_URL = private_redis.url
     company = make_company("recoveryco", max_messages_per_period=100_000)

@@ -9,7 +9,7 @@ from billing.ledger import usage_drift, usage_enqueue, usage_sweep
 from billing.models import PendingUsage, UsageCounter, UsageEvent
 from billing.services import subscription_get_live
 from billing.tasks import usage_record_task
-from testing.pytest_plugin import wait_until
+from saas_bot.testing.pytest_plugin import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

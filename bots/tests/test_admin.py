@@ -2,7 +2,7 @@
 import pytest
 
 from bots.models import Bot, Conversation, Message
-from testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME
+from saas_bot.testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME
 
 pytestmark = pytest.mark.django_db
 OTHER_TOKEN = "7100000002:AAFanotherTokenForTheEmulatorOnly002"

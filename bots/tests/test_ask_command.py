@@ -7,7 +7,7 @@ from django.core.management.base import CommandError
 
 from billing.models import UsageEvent
 from bots.models import Message
-from testing.pytest_plugin import record_pending_usage
+from saas_bot.testing.pytest_plugin import record_pending_usage
 
 pytestmark = pytest.mark.django_db
 

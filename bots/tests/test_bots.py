@@ -7,7 +7,7 @@ from bots.lifecycle import bot_connect
 from bots.telegram_setup import bot_register_webhook, bot_token
 from bots.inbox import inbox_sweep
 from saas_bot.errors import QuotaExceeded, ValidationFailed
-from testing.pytest_plugin import TEST_TOKEN, make_update
+from saas_bot.testing.pytest_plugin import TEST_TOKEN, make_update
 
 pytestmark = pytest.mark.django_db
 

@@ -99,10 +99,10 @@ def test_concurrent_workers_never_get_the_same_slot(shared_limiter, settings):
 @pytest.mark.django_db(transaction=True)
 def test_burst_of_2000_updates_for_50_bots_is_answered_within_limits_and_fairly(
         live_server, telegram, make_company, private_redis, celery_workers, settings):
-    from testing.loadgen import burst_plan, delivery_report, post_burst
+    from saas_bot.testing.loadgen import burst_plan, delivery_report, post_burst
     from bots.models import Message, TelegramUpdate
     from bots.lifecycle import bot_connect
-    from testing.pytest_plugin import DEMO_DIR, ingest_folder, wait_until
+    from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder, wait_until
 
     redis_url = private_redis.url  # a broker and limiter of this test's own
     settings.TELEGRAM_RATE_REDIS_URL = redis_url
@@ -151,7 +151,7 @@ def test_a_deferred_update_keeps_its_send_time_and_does_not_count_as_an_attempt(
     from bots.models import TelegramUpdate
     from bots.delivery import RetryLater
     from bots.inbox import update_process
-    from testing.pytest_plugin import make_update
+    from saas_bot.testing.pytest_plugin import make_update
 
     settings.CELERY_TASK_ALWAYS_EAGER = False  # a worker: it defers instead of waiting long
     settings.TELEGRAM_RATE_REDIS_URL = ""

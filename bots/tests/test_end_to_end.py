@@ -11,7 +11,7 @@ import pytest
 
 from billing.models import UsageEvent
 from bots.models import Message, TelegramUpdate
-from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, switch_broker, wait_until
+from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, switch_broker, wait_until
 
 
 def _post(base_url, bot, payload):

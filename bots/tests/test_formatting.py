@@ -2,7 +2,7 @@
 import pytest
 
 from bots.formatting import format_answer
-from testing.telegram_emulator import parse_html, utf16_len
+from saas_bot.testing.telegram_emulator import parse_html, utf16_len
 
 SOURCES = [{"document": "a.md", "title": "Guide <beta> & more", "section": "Links", "page": None},
            {"document": "b.pdf", "title": "API", "section": None, "page": 2}]

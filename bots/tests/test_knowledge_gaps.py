@@ -6,7 +6,7 @@ from bots.models import Conversation, KnowledgeGapResolution, Message
 from bots.answers import ask
 from rag.models import Document
 from saas_bot.errors import NotFound, ValidationFailed
-from testing.pytest_plugin import DEMO_DIR
+from saas_bot.testing.pytest_plugin import DEMO_DIR
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from billing.models import UsageEvent
 from bots.models import Message, TelegramUpdate
 from bots.lifecycle import bot_connect
 from bots.inbox import update_process
-from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, record_pending_usage
+from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, record_pending_usage
 
 TOKEN = "7200000001:AAFlimitsTestToken000000000000000001"
 

@@ -5,7 +5,7 @@ from billing.models import UsageEvent
 from bots.models import Chat, Message, TelegramUpdate
 from bots.delivery import RetryLater
 from bots.inbox import update_process
-from testing.pytest_plugin import TEST_USERNAME, make_update, record_pending_usage
+from saas_bot.testing.pytest_plugin import TEST_USERNAME, make_update, record_pending_usage
 
 pytestmark = pytest.mark.django_db
 

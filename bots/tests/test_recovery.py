@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.models import UsageEvent
 from bots.models import Message, TelegramUpdate
-from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_until
+from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

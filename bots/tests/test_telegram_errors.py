@@ -13,7 +13,7 @@ from bots.models import Chat, Conversation, Message, TelegramUpdate
 from bots.telegram import classify
 from bots.delivery import RetryLater
 from bots.inbox import inbox_sweep, update_process
-from testing.pytest_plugin import SHARED_DATA, TEST_TOKEN, make_update, record_pending_usage
+from saas_bot.testing.pytest_plugin import SHARED_DATA, TEST_TOKEN, make_update, record_pending_usage
 
 pytestmark = pytest.mark.django_db
 

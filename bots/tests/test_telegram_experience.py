@@ -14,9 +14,9 @@ from django.core.management.base import CommandError
 from billing.models import UsageEvent
 from bots.models import Bot, Chat, Conversation, Message, TelegramUpdate, TelegramUser
 from bots.lifecycle import bot_replace_token
-from testing.telegram_emulator import parse_html
+from saas_bot.testing.telegram_emulator import parse_html
 from bots.inbox import update_process
-from testing.pytest_plugin import (SHARED_DATA, TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME, make_update,
+from saas_bot.testing.pytest_plugin import (SHARED_DATA, TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME, make_update,
                                     record_pending_usage)
 from tenants.models import Membership
 
@@ -142,7 +142,7 @@ def test_answer_has_feedback_and_sources_buttons_that_work(bot, telegram, demo_k
 
 def test_sources_command_and_usage_command(make_company, telegram):
     from bots.lifecycle import bot_connect
-    from testing.pytest_plugin import DEMO_DIR, ingest_folder
+    from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder
 
     company = make_company("acme", max_messages_per_period=100, max_messages_per_end_user_per_day=3)
     telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")

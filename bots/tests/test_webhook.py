@@ -4,7 +4,7 @@ import json
 import pytest
 
 from bots.models import TelegramUpdate
-from testing.pytest_plugin import make_update
+from saas_bot.testing.pytest_plugin import make_update
 
 pytestmark = pytest.mark.django_db
 

@@ -46,7 +46,7 @@ def test_markup_leaks_leaves_plain_text_and_user_syntax_alone():
 def test_answers_from_the_help_centres_are_clean(make_company, shared_data, kb):
     """Real exports with Zulip macros and includes, RST roles, tables and link targets: no answer shows them."""
     from rag.answering import answer_question
-    from testing.pytest_plugin import ingest_folder
+    from saas_bot.testing.pytest_plugin import ingest_folder
 
     company = make_company(kb)
     folder = shared_data / "kb" / kb / "docs"

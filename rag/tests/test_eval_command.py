@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 
 from rag.evaluation import mrr_at_k, ndcg_at_k, recall_at_k
-from testing.pytest_plugin import DEMO_DIR
+from saas_bot.testing.pytest_plugin import DEMO_DIR
 from tenants.models import Company
 
 

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from rag.models import Chunk, CorpusStat, Document
 from rag.services import document_add, document_delete, documents_ingest
 from saas_bot.errors import QuotaExceeded, ValidationFailed
-from testing.pytest_plugin import DEMO_DIR, ingest_folder
+from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -106,7 +106,7 @@ def test_ingest_command_unknown_company(db):
 
 def test_indexing_records_embedding_tokens_in_the_ledger(company):
     from billing.models import UsageCounter, UsageEvent
-    from testing.pytest_plugin import record_pending_usage
+    from saas_bot.testing.pytest_plugin import record_pending_usage
 
     (doc,) = ingest_folder_one(company, "sharing-links.md")
     record_pending_usage()

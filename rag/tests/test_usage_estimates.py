@@ -4,7 +4,7 @@ import pytest
 
 from billing.models import UsageEvent
 from rag.answering import answer_question
-from testing.llm_stub import count_prompt_tokens, count_tokens
+from saas_bot.testing.llm_stub import count_prompt_tokens, count_tokens
 
 pytestmark = pytest.mark.django_db
 QUESTION = "how long do sharing links stay valid by default?"
@@ -31,7 +31,7 @@ def test_token_quota_holds_when_the_provider_reports_no_usage(make_company, tele
     from bots.answers import ask
     from bots.lifecycle import bot_connect
     from rag.services import document_add_text, documents_ingest
-    from testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN
+    from saas_bot.testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN
 
     llm.omit_usage()
     company = make_company("tokens", max_tokens_per_period=200)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from django.db.models import Count
 
-from testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_until
+from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder, make_update, wait_until
 
 UPDATES = 24
 BOTS = 3

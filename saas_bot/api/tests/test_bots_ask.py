@@ -6,7 +6,7 @@ from bots.models import Bot, Message
 from bots.answers import QUESTION_MAX_CHARS
 from bots.lifecycle import bot_connect
 from rag.models import Collection
-from testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, record_pending_usage
+from saas_bot.testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN, record_pending_usage
 
 pytestmark = pytest.mark.django_db
 

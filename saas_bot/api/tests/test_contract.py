@@ -22,7 +22,7 @@ from bots.lifecycle import bot_connect
 from rag.models import Collection, Source, SyncRun
 from rag.services import document_add_text
 from saas_bot.api.models import ApiKey
-from testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN
+from saas_bot.testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN
 
 MAX_EXAMPLES = 25
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,

@@ -2,7 +2,7 @@
 import pytest
 
 from rag.models import Document
-from testing.pytest_plugin import DEMO_DIR
+from saas_bot.testing.pytest_plugin import DEMO_DIR
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from bots.models import Bot, Message
-from testing.pytest_plugin import DEMO_DIR, TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME, wait_until
+from saas_bot.testing.pytest_plugin import DEMO_DIR, TEST_BOT_ID, TEST_TOKEN, TEST_USERNAME, wait_until
 from tenants.models import Membership
 
 pytestmark = [pytest.mark.slow]

@@ -31,7 +31,7 @@ def test_empty_metrics_say_so_and_data_gets_a_chart(owner_client, bot, django_ca
     from bots.models import Conversation
     from bots.answers import ask
 
-    from testing.pytest_plugin import DEMO_DIR, ingest_folder
+    from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder
 
     ingest_folder(bot.company, DEMO_DIR / "kb")
     with django_capture_on_commit_callbacks(execute=True):  # the usage event is recorded after commit

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from billing.models import UsageEvent
 from bots.models import Bot, Conversation, KnowledgeGapResolution, Message
-from testing.pytest_plugin import DEMO_DIR, record_pending_usage
+from saas_bot.testing.pytest_plugin import DEMO_DIR, record_pending_usage
 from tenants.models import Membership
 
 pytestmark = pytest.mark.django_db

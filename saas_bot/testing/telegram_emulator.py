@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 
-from testing.local_http import LocalHTTPService
+from saas_bot.testing.local_http import LocalHTTPService
 from typing import Any, TypeVar
 
 __all__ = [
@@ -1939,7 +1939,7 @@ def _parse_bot_arg(value: str) -> tuple[str, int, str]:
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    """CLI: ``python -m testing.telegram_emulator --port 8081 --bot TOKEN:ID:USERNAME`` (the
+    """CLI: ``python -m saas_bot.testing.telegram_emulator --port 8081 --bot TOKEN:ID:USERNAME`` (the
     ``--bot`` option repeats); serves until interrupted."""
     parser = argparse.ArgumentParser(description="Local Telegram Bot API emulator")
     parser.add_argument("--host", default="127.0.0.1")

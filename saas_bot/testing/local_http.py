@@ -1,5 +1,5 @@
 """A local HTTP server in a background thread: the shared lifecycle of the test doubles
-(``testing.telegram_emulator.TelegramEmulator``, ``testing.llm_stub.OpenAIStub``). No Django here: the
+(``saas_bot.testing.telegram_emulator.TelegramEmulator``, ``saas_bot.testing.llm_stub.OpenAIStub``). No Django here: the
 doubles also run as stand-alone processes.
 """
 from __future__ import annotations

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler
 
-from testing.local_http import LocalHTTPService
+from saas_bot.testing.local_http import LocalHTTPService
 from typing import Any
 
 import tiktoken
@@ -672,7 +672,7 @@ class _StubHandler(BaseHTTPRequestHandler):
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    """CLI: ``python -m testing.llm_stub --port 8082 [--api-key KEY]``; serves until interrupted."""
+    """CLI: ``python -m saas_bot.testing.llm_stub --port 8082 [--api-key KEY]``; serves until interrupted."""
     parser = argparse.ArgumentParser(description="Local OpenAI-compatible API stub")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8082)

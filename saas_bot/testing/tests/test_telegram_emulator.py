@@ -23,7 +23,7 @@ from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter
 from telegram.request import HTTPXRequest
 
-from testing.telegram_emulator import EmulatorClient, TelegramEmulator, parse_html, utf16_len
+from saas_bot.testing.telegram_emulator import EmulatorClient, TelegramEmulator, parse_html, utf16_len
 
 TOKEN = "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 OTHER_TOKEN = "7000000002:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsbw"
@@ -549,9 +549,9 @@ def test_http_control_endpoints(tg: TelegramEmulator) -> None:
 
 
 def test_cli_serves_bots_for_another_process() -> None:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     process = subprocess.Popen(
-        [sys.executable, "-m", "testing.telegram_emulator", "--port", "0",
+        [sys.executable, "-m", "saas_bot.testing.telegram_emulator", "--port", "0",
          "--bot", f"{TOKEN}:7000000001:acme_support_bot"],
         cwd=root, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(root)})

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures (loaded with ``-p testing.pytest_plugin`` from pyproject.toml).
+"""Shared pytest fixtures (loaded with ``-p saas_bot.testing.pytest_plugin`` from pyproject.toml).
 
 The far ends are real local HTTP servers: the Telegram Bot API emulator and the
 OpenAI-compatible stub. The database is real PostgreSQL with pgvector.
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 DEMO_DIR = BASE_DIR / "saas_bot" / "demo"
 SHARED_DATA = BASE_DIR.parent / "shared" / "data"
 TEST_TOKEN = "7100000001:AAFtestTokenForTheEmulatorOnly0000001"
@@ -34,7 +34,7 @@ def shared_data() -> Path:
 @pytest.fixture
 def telegram(settings):
     """A running Telegram Bot API emulator; settings point the client at it."""
-    from testing.telegram_emulator import TelegramEmulator
+    from saas_bot.testing.telegram_emulator import TelegramEmulator
 
     with TelegramEmulator() as emulator:
         settings.TELEGRAM_API_BASE_URL = emulator.base_url
@@ -44,7 +44,7 @@ def telegram(settings):
 @pytest.fixture
 def llm(settings):
     """A running OpenAI-compatible stub; settings switch answers to ChatOpenAI against it."""
-    from testing.llm_stub import OpenAIStub
+    from saas_bot.testing.llm_stub import OpenAIStub
 
     with OpenAIStub() as stub:
         settings.OPENAI_API_KEY = "test-key"
