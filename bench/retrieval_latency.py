@@ -420,6 +420,16 @@ def explain(company, query: str, vector: list[float]) -> str:
     return "\n\n".join(out)
 
 
+def legs_table(results: list[dict]) -> str:
+    """Markdown table of p50 / p95 milliseconds per retrieval leg (rows) and measured scale (columns);
+    ``results`` are :func:`measure`'s dicts."""
+    legs = list(dict.fromkeys(leg for r in results for leg in r["legs"]))
+    return table(["leg (p50 / p95 ms)"] + [r["label"] for r in results],
+                 [[leg if leg != "rest" else "rest (candidate fetch, fusion, extras)"]
+                  + [f"{r.get(f'{leg}_p50', '-')} / {r.get(f'{leg}_p95', '-')}" for r in results]
+                  for leg in legs])
+
+
 def purge(companies) -> None:
     from django.db import connection
 
@@ -596,11 +606,7 @@ def main_tenants(args) -> int:
              recalls[r["size"]] if recalls[r["size"]] is not None else "exact",
              r["cpu_busy_pct"], f"{r['load1_start']}->{r['load1_end']}"] for r in results]
     text = table(headers, rows)
-    legs = list(dict.fromkeys(leg for r in results for leg in r["legs"]))
-    legs_text = table(["leg (p50 / p95 ms)"] + [r["label"] for r in results],
-                      [[leg if leg != "rest" else "rest (candidate fetch, fusion, extras)"]
-                       + [f"{r.get(f'{leg}_p50', '-')} / {r.get(f'{leg}_p95', '-')}" for r in results]
-                       for leg in legs])
+    legs_text = legs_table(results)
     print()
     print(text)
     print(legs_text)
@@ -778,11 +784,7 @@ def main() -> int:
              f"{r['reembedded']}/{r['queries']}", r["cold_ms"], r["cpu_busy_pct"],
              f"{r['load1_start']}->{r['load1_end']}"] for r in results]
     text = table(headers, rows)
-    legs = list(dict.fromkeys(leg for r in results for leg in r["legs"]))
-    legs_text = table(["leg (p50 / p95 ms)"] + [r["label"] for r in results],
-                      [[leg if leg != "rest" else "rest (candidate fetch, fusion, extras)"]
-                       + [f"{r.get(f'{leg}_p50', '-')} / {r.get(f'{leg}_p95', '-')}" for r in results]
-                       for leg in legs])
+    legs_text = legs_table(results)
     load_text = table(["load step", "chunks", "seconds", "chunks/s"],
                       [[name, n, round(s, 1), round(n / s, 0) if s else ""] for name, n, s in loads])
     build_text = table(["HNSW build over rows", "seconds"], [[n, round(sec, 1)] for n, sec in builds])
