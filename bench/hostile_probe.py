@@ -458,7 +458,7 @@ def main() -> int:
         "Django's whole stack (test client), private database, Telegram emulator. "
         f"`bench/hostile_probe.py --examples {args.examples} --webhook {args.webhook}"
         f"{f' --jobs {args.jobs}' if args.jobs > 1 else ''}`"
-        f"{f' ({args.jobs} processes, each fuzzing every {args.jobs}th API operation on its own database)' if args.jobs > 1 else ''}.",
+        f"{f' ({args.jobs} processes, each fuzzing 1 in {args.jobs} of the API operations on its own database)' if args.jobs > 1 else ''}.",
         "",
         f"**Fuzzed inputs**: {sum(r[1] for r in fuzz):,} requests, "
         f"**{sum(r[2] for r in fuzz)} answered 5xx** (webhook {fuzz[0][1]:,}; "
