@@ -33,6 +33,9 @@ import _common  # noqa: E402
 from _common import REPO, log, table  # noqa: E402
 
 DB_NAME = "bench_hostile_probe"
+# The kinds of API object (``/api/v1/<kind>/{id}``) that _fixture() makes one of per company;
+# saas_bot/api/tests/test_hostile_probe_fixture.py checks the live schema has no other.
+FIXTURE_KINDS = ("bots", "documents", "conversations", "messages", "collections", "sources", "sync-runs")
 CANARY_PORT = 8141
 DOCS = REPO / "docs" / "testing.md"
 START, END = "<!-- probe:hostile:start -->", "<!-- probe:hostile:end -->"
@@ -76,10 +79,10 @@ def _fixture(company_slug: str, token: str, bot_id: int, emulator):
     source = Source.objects.create(company=company, name="Help centre", url=f"https://help.{company_slug}.invalid/")
     run = SyncRun.objects.create(company=company, source=source, status=SyncRun.Status.SUCCEEDED)
     _, key = ApiKey.objects.create_key(name="probe", company=company)
-    return {"company": company, "bot": bot, "key": key,
-            "ids": {"bots": bot.id, "documents": document.id, "conversations": conversation.id,
-                    "messages": message.id, "collections": collection.id, "sources": source.id,
-                    "sync-runs": run.id}}
+    ids = {"bots": bot.id, "documents": document.id, "conversations": conversation.id, "messages": message.id,
+           "collections": collection.id, "sources": source.id, "sync-runs": run.id}
+    assert set(ids) == set(FIXTURE_KINDS)
+    return {"company": company, "bot": bot, "key": key, "ids": ids}
 
 
 def _check_fixture(operations: list[dict], ids: dict) -> None:
