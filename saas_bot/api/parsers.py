@@ -26,7 +26,7 @@ def lone_surrogate_path(data) -> str | None:
         elif isinstance(value, dict):
             for key in value:
                 if isinstance(key, str) and _LONE_SURROGATE.search(key):
-                    return path + "/" + key.encode("utf-8", "backslashreplace").decode("ascii")
+                    return path + "/" + key.encode("ascii", "backslashreplace").decode("ascii")
             stack.extend((f"{path}/{key}", item) for key, item in reversed(value.items()))  # first key first
         elif isinstance(value, list):
             stack.extend((f"{path}/{index}", item) for index, item in reversed(list(enumerate(value))))

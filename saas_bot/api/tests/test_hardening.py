@@ -126,6 +126,8 @@ def test_hostile_text_in_a_valid_field_is_never_a_500(company, api, bot, text):
     '{"language": "\\udc00\\ud800", "edited_messages": "\\udc00\\ud800", "raw": -1e999}',
     '{"name": "b", "raw": {"deep": ["ok", "\\udfff"]}}',
     '{"\\ud800": 1}',
+    # ... and a non-ASCII key beside a lone surrogate, nested (the first version of the fix answered 500 here).
+    '{"limit_message": [["\\u00f2t\\ud98b\\udfad"], [{"\\u00ee\\u00d4\\uda0a=\\ud924\\udf63": false}]]}',
 ])
 def test_a_lone_surrogate_anywhere_in_a_json_body_is_a_400_naming_the_field(company, api, body):
     response = api.post("/api/v1/bots", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1")
