@@ -475,3 +475,5 @@ class SyncRunAdmin(CompanyScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+from rag import admin_versions  # noqa: E402,F401  versions and golden questions (rag/admin_versions.py)
