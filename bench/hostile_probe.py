@@ -1,6 +1,6 @@
 """Probe the product as an attacker and a careless client would; figures go to docs/testing.md.
 
-    .venv/bin/python bench/hostile_probe.py [--examples 10000] [--webhook 10000] [--no-docs]
+    .venv/bin/python bench/hostile_probe.py [--examples 10000] [--webhook 10000] [--jobs 2] [--no-docs]
 
 On a private database (migrated here), with the Telegram emulator, through Django's whole request stack
 in-process (the test client: middleware, DRF, the database; no socket):
@@ -22,10 +22,8 @@ import argparse
 import collections
 import json
 import sys
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,6 +31,9 @@ import _common  # noqa: E402
 from _common import REPO, log, table  # noqa: E402
 
 DB_NAME = "bench_hostile_probe"
+# The kinds of API object (``/api/v1/<kind>/{id}``) that _fixture() makes one of per company;
+# saas_bot/api/tests/test_hostile_probe_fixture.py checks the live schema has no other.
+FIXTURE_KINDS = ("bots", "documents", "conversations", "messages", "collections", "sources", "sync-runs")
 CANARY_PORT = 8141
 DOCS = REPO / "docs" / "testing.md"
 START, END = "<!-- probe:hostile:start -->", "<!-- probe:hostile:end -->"
@@ -58,7 +59,7 @@ def _fixture(company_slug: str, token: str, bot_id: int, emulator):
     from billing.services import subscription_start
     from bots.models import Conversation, Message
     from bots.lifecycle import bot_connect
-    from rag.models import Collection
+    from rag.models import Collection, Source, SyncRun
     from rag.services import document_add_text
     from saas_bot.api.models import ApiKey
     from tenants.services import company_create
@@ -72,10 +73,25 @@ def _fixture(company_slug: str, token: str, bot_id: int, emulator):
     conversation = Conversation.objects.create(company=company, bot=bot, channel="api")
     message = Message.objects.create(company=company, bot=bot, conversation=conversation, question="q?", answer="a.")
     collection = Collection.objects.create(company=company, name="Billing")
+    # A source on a name that resolves nowhere (.invalid, RFC 2606): a fuzzed "sync" fails fast, fetches nothing.
+    source = Source.objects.create(company=company, name="Help centre", url=f"https://help.{company_slug}.invalid/")
+    run = SyncRun.objects.create(company=company, source=source, status=SyncRun.Status.SUCCEEDED)
     _, key = ApiKey.objects.create_key(name="probe", company=company)
-    return {"company": company, "bot": bot, "key": key,
-            "ids": {"bots": bot.id, "documents": document.id, "conversations": conversation.id,
-                    "messages": message.id, "collections": collection.id}}
+    ids = {"bots": bot.id, "documents": document.id, "conversations": conversation.id, "messages": message.id,
+           "collections": collection.id, "sources": source.id, "sync-runs": run.id}
+    assert set(ids) == set(FIXTURE_KINDS)
+    return {"company": company, "bot": bot, "key": key, "ids": ids}
+
+
+def _check_fixture(operations: list[dict], ids: dict) -> None:
+    """Refuse to probe an API whose object kinds the fixture has no object of (a new endpoint needs one here).
+
+    Raises:
+        SystemExit: naming the kinds (``/api/v1/<kind>/{id}``) without a fixture object.
+    """
+    kinds = sorted({op["path"].split("/")[3] for op in operations if "{id}" in op["path"]} - set(ids))
+    if kinds:
+        raise SystemExit(f"bench/hostile_probe.py: no fixture object for API kinds {kinds}: add one to _fixture()")
 
 
 def _run_strategy(strategy, examples: int, each) -> int:
@@ -94,7 +110,9 @@ def _run_strategy(strategy, examples: int, each) -> int:
     return count[0]
 
 
-def probe_fuzz(a, b, args) -> list[list]:
+def probe_fuzz(a, b, args, shard: tuple[int, int] = (0, 1)) -> list[list]:
+    """Fuzz the webhook (shard 0 only) and this shard's API operations (every ``shard[1]``-th of the schema's,
+    DELETEs last, starting at ``shard[0]``); one row [target, requests, 5xx, statuses] each."""
     from django.test import Client
     from rest_framework.test import APIClient
 
@@ -109,17 +127,19 @@ def probe_fuzz(a, b, args) -> list[list]:
                             HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN=a["bot"].webhook_secret)
         statuses[response.status_code] += 1
 
-    started = time.perf_counter()
-    sent = _run_strategy(update_bodies(), args.webhook, send_update)
-    log(f"webhook: {sent} bodies in {time.perf_counter() - started:.0f} s: {dict(statuses)}")
-    rows.append(["webhook `POST /telegram/webhook/<id>/`", sent, sum(v for k, v in statuses.items() if k >= 500),
-                 ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))])
+    if shard[0] == 0:
+        started = time.perf_counter()
+        sent = _run_strategy(update_bodies(), args.webhook, send_update)
+        log(f"webhook: {sent} bodies in {time.perf_counter() - started:.0f} s: {dict(statuses)}")
+        rows.append(["webhook `POST /telegram/webhook/<id>/`", sent, sum(v for k, v in statuses.items() if k >= 500),
+                     ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))])
 
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {a['key']}")
     operations = api_operations(api.get("/api/schema/", {"format": "json"}).json())
     ids = {kind: [str(a["ids"][kind]), str(b["ids"][kind])] for kind in a["ids"]}
-    for operation in sorted(operations, key=lambda op: op["method"] == "DELETE"):
+    ordered = sorted(operations, key=lambda op: (op["method"] == "DELETE", op["path"], op["method"]))
+    for operation in ordered[shard[0]::shard[1]]:
         statuses = collections.Counter()
 
         def send(request, operation=operation, statuses=statuses):
@@ -142,24 +162,10 @@ def probe_urls(a) -> tuple[list[list], int]:
     from rest_framework.test import APIClient
 
     from rag import fetching
+    from saas_bot.testing.local_http import FixedTextService
 
-    hits = []
-
-    class Canary(BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            body = b"canary: fetched from inside"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", CANARY_PORT), Canary)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    canary = FixedTextService(b"canary: fetched from inside", port=CANARY_PORT).start()
+    hits = canary.requests  # every request that reached the canary
     p = CANARY_PORT
     answers = collections.defaultdict(int)
     real_resolver = fetching.system_resolver
@@ -194,7 +200,7 @@ def probe_urls(a) -> tuple[list[list], int]:
             codes[response.json()["error"]["code"]] += 1
         except Exception:  # noqa: BLE001 - a success has no error
             codes[str(response.status_code)] += 1
-    server.shutdown()
+    canary.stop()
     rows = [[len(urls), len(malformed), len(hits), five, ", ".join(f"`{k}`: {v}" for k, v in sorted(codes.items()))]]
     return rows, len(hits)
 
@@ -219,6 +225,7 @@ def probe_cross_company(a, b) -> list[list]:
         api = APIClient()
         api.credentials(HTTP_AUTHORIZATION=f"{scheme} {a['key']}")
         operations = api_operations(api.get("/api/schema/", {"format": "json"}).json())
+        _check_fixture(operations, b["ids"])
         for operation in operations:
             bodies = [{}, {"question": "What are B's refunds?"}, {"name": "pwned", "status": "disabled"},
                       {"title": "x", "text": "x", "collection": b["ids"]["collections"]},
@@ -307,12 +314,82 @@ def probe_oversized(a) -> list[list]:
     return rows
 
 
+def _row_order(row: list) -> tuple:
+    """API rows as the schema orders operations, DELETEs last (labels are "`METHOD /path`")."""
+    method, path = row[0].strip("`").split(" ", 1)
+    return (method == "DELETE", path, method)
+
+
+def _start_shards(args) -> list:
+    """Start ``args.jobs - 1`` child processes (shards 1..N-1 of the API fuzz); [(Popen, results path)]."""
+    import subprocess
+    import tempfile
+
+    children = []
+    for index in range(1, args.jobs):
+        results = Path(tempfile.mkstemp(prefix=f"hostile-probe-shard{index}-", suffix=".json")[1])
+        command = [sys.executable, __file__, "--shard", f"{index}/{args.jobs}", "--results", str(results),
+                   "--examples", str(args.examples), "--webhook", "0", "--no-docs"]
+        children.append((subprocess.Popen(command), results))
+        log(f"shard {index}/{args.jobs} started (pid {children[-1][0].pid})")
+    return children
+
+
+def _shard_rows(children) -> list[list]:
+    """Wait for the shards and read their rows.
+
+    Raises:
+        RuntimeError: a shard exited non-zero (its rows would be missing from the figures).
+    """
+    rows: list[list] = []
+    for process, results in children:
+        code = process.wait()
+        if code != 0:
+            raise RuntimeError(f"fuzz shard pid {process.pid} exited with {code}")
+        rows += json.loads(results.read_text())
+        results.unlink()
+    return rows
+
+
+def _fuzz_shard(args) -> int:
+    """A child of ``--jobs``: fuzz shard I of N of the API operations on database ``<DB_NAME>_<I>``, write its
+    rows as JSON to ``--results``."""
+    from django.conf import settings
+
+    from saas_bot.testing.telegram_emulator import TelegramEmulator
+
+    index, count = (int(x) for x in args.shard.split("/"))
+    name = f"{DB_NAME}_{index}"
+    _common.use_private_database(name)
+    settings.API_THROTTLE_RATE = None
+    settings.ALLOWED_HOSTS = ["*"]
+    try:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        with TelegramEmulator() as emulator:
+            settings.TELEGRAM_API_BASE_URL = emulator.base_url
+            a = _fixture("alpha", "7100000901:AAFprobeTokenForTheEmulatorOnly0000901", 7100000901, emulator)
+            b = _fixture("bravo", "7100000902:AAFprobeTokenForTheEmulatorOnly0000902", 7100000902, emulator)
+            rows = probe_fuzz(a, b, args, shard=(index, count))
+    finally:
+        _common.drop_private_database(name)
+    Path(args.results).write_text(json.dumps(rows))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=10000, help="fuzzed requests per API operation")
     parser.add_argument("--webhook", type=int, default=10000, help="fuzzed webhook bodies")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="processes fuzzing the API side by side (each on its own private database)")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--shard", help=argparse.SUPPRESS)  # I/N: a child of --jobs fuzzing its share only
+    parser.add_argument("--results", help=argparse.SUPPRESS)  # where a child writes its rows (JSON)
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     _common.django_setup({"DOCUMENT_URL_TIMEOUT_SECONDS": "2", "API_THROTTLE_RATE": "", "LOG_LEVEL": "CRITICAL",
                           "CELERY_BROKER_URL": "", "REDIS_URL": ""})
     import logging
@@ -323,8 +400,11 @@ def main() -> int:
 
     from saas_bot.testing.telegram_emulator import TelegramEmulator
 
+    if args.shard:
+        return _fuzz_shard(args)
     info = _common.machine_info()
     load = _common.other_load()
+    children = _start_shards(args)
     _common.use_private_database(DB_NAME)
     settings.API_THROTTLE_RATE = None
     settings.ALLOWED_HOSTS = ["*"]
@@ -346,8 +426,12 @@ def main() -> int:
             oversized = probe_oversized(a)
             log(f"oversized: {oversized}")
             log("fuzz")
-            fuzz = probe_fuzz(a, b, args)
+            fuzz = probe_fuzz(a, b, args, shard=(0, args.jobs))
+        fuzz = fuzz[:1] + sorted(fuzz[1:] + _shard_rows(children), key=_row_order)
     finally:
+        for process, _ in children:
+            if process.poll() is None:
+                process.kill()
         _common.drop_private_database(DB_NAME)
     minutes = (time.perf_counter() - started) / 60
     api_rows = fuzz[1:]
@@ -359,7 +443,9 @@ def main() -> int:
         f"PostgreSQL {info.get('postgresql', '')}, commit {info.get('commit', '')}, load average "
         f"{info.get('loadavg', '')}; other load: {load}. In-process through "
         "Django's whole stack (test client), private database, Telegram emulator. "
-        f"`bench/hostile_probe.py --examples {args.examples} --webhook {args.webhook}`.",
+        f"`bench/hostile_probe.py --examples {args.examples} --webhook {args.webhook}"
+        f"{f' --jobs {args.jobs}' if args.jobs > 1 else ''}`"
+        f"{f' ({args.jobs} processes, each fuzzing 1 in {args.jobs} of the API operations on its own database)' if args.jobs > 1 else ''}.",
         "",
         f"**Fuzzed inputs**: {sum(r[1] for r in fuzz):,} requests, "
         f"**{sum(r[2] for r in fuzz)} answered 5xx** (webhook {fuzz[0][1]:,}; "

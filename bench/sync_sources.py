@@ -4,7 +4,7 @@ crawl's bytes and finishes in <= 60 s).
 
     .venv/bin/python bench/sync_sources.py [--sections 10] [--pages-per-section 50] [--port 22017]
 
-The site is rag/local_site.py (generated help-centre pages with a cookie banner, navigation, sidebar and
+The site is saas_bot/testing/local_site.py (generated help-centre pages with a cookie banner, navigation, sidebar and
 footer; ETag and Last-Modified; 304s) served on 127.0.0.1 by this process; the sync is
 ``rag.sources.source_sync`` with the deployment's settings (SOURCE_HOST_CONCURRENCY,
 SOURCE_HOST_RATE_PER_SECOND), into a private database that is dropped at the end. "Bytes sent" is what the
@@ -39,7 +39,7 @@ def main() -> int:
     from django.conf import settings
     from django.core.management import call_command
 
-    from rag.local_site import LocalSite
+    from saas_bot.testing.local_site import LocalSite
     from rag.models import Source
     from rag.sources import source_create, source_sync
     from tenants.services import company_create

@@ -1,11 +1,11 @@
-"""Source sync on real HTTP against the local test site (rag/local_site.py on 127.0.0.1): robots.txt, the
+"""Source sync on real HTTP against the local test site (saas_bot/testing/local_site.py on 127.0.0.1): robots.txt, the
 User-Agent, conditional requests and 304s, changed / removed / added pages, a redirect loop, a slow page,
 sitemaps and sitemap indexes, the private-address refusal, one change batch per run, alerts."""
 import pytest
 from django.core import mail
 
 from rag import services
-from rag.local_site import LocalSite
+from saas_bot.testing.local_site import LocalSite
 from rag.models import Document, Source, SourcePage, SyncRun
 from rag import sources
 from rag.sources import source_create, sources_sync_due, sync_run_execute

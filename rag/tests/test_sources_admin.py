@@ -2,7 +2,7 @@
 changed page is the only one the next run picks up."""
 import pytest
 
-from rag.local_site import LocalSite
+from saas_bot.testing.local_site import LocalSite
 from rag.models import Document, Source, SyncRun
 from rag.sources import sync_run_execute
 

@@ -2,7 +2,7 @@
 sentences kept (target >= 0.95), the cookie banner, navigation, sidebar and footer left out (target <= 0.05)."""
 import httpx
 
-from rag.local_site import BOILERPLATE_SENTENCES, NAV_LABELS, LocalSite
+from saas_bot.testing.local_site import BOILERPLATE_SENTENCES, NAV_LABELS, LocalSite
 from rag.web_content import PageContent, page_links, page_main_content
 
 

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from saas_bot.api import versions, views
+from saas_bot.api import views
 from saas_bot.api.exceptions import api_not_found
 
 router = SimpleRouter(trailing_slash=False)
@@ -14,8 +14,8 @@ router.register("sources", views.SourceViewSet, basename="source")
 router.register("sync-runs", views.SyncRunViewSet, basename="sync-run")
 router.register("conversations", views.ConversationViewSet, basename="conversation")
 router.register("messages", views.MessageViewSet, basename="message")
-router.register("versions", versions.VersionViewSet, basename="version")
-router.register("golden-questions", versions.GoldenQuestionViewSet, basename="golden-question")
+router.register("versions", views.VersionViewSet, basename="version")
+router.register("golden-questions", views.GoldenQuestionViewSet, basename="golden-question")
 
 v1 = [
     *router.urls,

@@ -1,7 +1,7 @@
 """API v1 sources and sync runs: add, change, sync (real HTTP to the local test site), read runs, errors."""
 import pytest
 
-from rag.local_site import LocalSite
+from saas_bot.testing.local_site import LocalSite
 from rag.models import Document, Source, SyncRun
 from rag.sources import sync_run_execute
 

@@ -1,4 +1,5 @@
-"""API v1 knowledge-base versions and golden questions (rag/versions.py; docs/api.md, docs/knowledge-base.md).
+"""API v1 ``/versions`` (knowledge-base versions) and ``/golden-questions`` (rag/versions.py; docs/api.md,
+docs/knowledge-base.md).
 
 Scoped like every endpoint: querysets start from ``.for_company(self.company)``; another company's
 version or question is a 404 like a missing one.
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -15,78 +16,16 @@ from rag import versions as version_services
 from rag.models import GoldenQuestion, KnowledgeBaseVersion
 from saas_bot.api.idempotency import idempotent
 from saas_bot.api.parsers import SafeJSONParser
-from saas_bot.api.views import IDEMPOTENCY_PARAM, ID_REGEX, READ_ERRORS, WRITE_ERRORS, CompanyViewSet, _error
+from saas_bot.api.serializers.versions import GoldenQuestionSerializer, VersionCompareSerializer, VersionSerializer
+from saas_bot.api.views.base import (ID_REGEX, IDEMPOTENCY_PARAM, READ_ERRORS, WRITE_ERRORS, CompanyViewSet,
+                                     schema_error)
 from saas_bot.errors import ValidationFailed
 
 VERSION_ERRORS = {
     **WRITE_ERRORS,
-    400: _error("version_not_held, version_not_restorable, version_not_built or validation_failed."),
+    400: schema_error("version_not_held, version_not_restorable, version_not_built or validation_failed."),
 }
-GOLDEN_ERRORS = {**WRITE_ERRORS, 400: _error("golden_question_invalid, or validation_failed.")}
-
-
-class VersionChangeSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=["added", "changed", "removed"])
-    document_id = serializers.IntegerField()
-    title = serializers.CharField(allow_blank=True)
-
-
-class GoldenResultSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="The golden question.")
-    question = serializers.CharField()
-    passed = serializers.BooleanField(help_text="On this version.")
-    passed_live = serializers.BooleanField(help_text="On the version live when it was checked.")
-    refused = serializers.BooleanField()
-    answer = serializers.CharField(allow_blank=True)
-    sources = serializers.ListField(child=serializers.CharField(allow_null=True))
-
-
-class VersionSerializer(serializers.ModelSerializer):
-    """One knowledge-base version: what it changed, its status and its golden check."""
-
-    changes = VersionChangeSerializer(many=True, read_only=True)
-    golden_results = GoldenResultSerializer(many=True, read_only=True)
-
-    class Meta:
-        model = KnowledgeBaseVersion
-        fields = ("id", "number", "status", "origin", "origin_id", "added", "changed", "removed", "changes",
-                  "golden_passed", "golden_total", "golden_results", "note", "created_at", "built_at", "live_at")
-        read_only_fields = fields
-
-
-class VersionDocumentSerializer(serializers.Serializer):
-    document_id = serializers.IntegerField()
-    title = serializers.CharField(allow_blank=True)
-
-
-class VersionCompareSerializer(serializers.Serializer):
-    """Documents added, changed (another revision) and removed going from one version to another."""
-
-    from_ = serializers.IntegerField(help_text="Number of the first version.")
-    to = serializers.IntegerField(help_text="Number of the second version.")
-    added = VersionDocumentSerializer(many=True)
-    changed = VersionDocumentSerializer(many=True)
-    removed = VersionDocumentSerializer(many=True)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")  # "from" is a Python keyword
-        return fields
-
-
-class GoldenQuestionSerializer(serializers.ModelSerializer):
-    """A question the bot must answer right: cite one of ``expected``, contain one of ``answer_contains``,
-    or refuse (``must_refuse``)."""
-
-    expected = serializers.ListField(child=serializers.CharField(max_length=255), required=False, max_length=50)
-    answer_contains = serializers.ListField(child=serializers.CharField(max_length=500), required=False,
-                                            max_length=50)
-    question = serializers.CharField(max_length=2000)
-
-    class Meta:
-        model = GoldenQuestion
-        fields = ("id", "question", "expected", "answer_contains", "must_refuse", "created_at")
-        read_only_fields = ("id", "created_at")
+GOLDEN_ERRORS = {**WRITE_ERRORS, 400: schema_error("golden_question_invalid, or validation_failed.")}
 
 
 @extend_schema_view(
