@@ -16,16 +16,24 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-_REFUSED = "_admin_save_refused"  # request attribute: the errors of the refused save, for the second pass
+from saas_bot.errors import ServiceError
+
+_REFUSED = "_admin_save_refused"  # request attribute: the SaveRefused of the first pass, for the second
 
 
 class SaveRefused(Exception):
     """Raised from an admin's ``save_form``/``save_model`` when the service refused: ``errors`` are shown as
-    the form's errors (each a sentence ending with the service's code in parentheses)."""
+    the form's errors (each a sentence ending with the service's code in parentheses), beside ``field`` when
+    it names a field of the form, else above the form."""
 
-    def __init__(self, errors: list[str]) -> None:
+    def __init__(self, errors: list[str], *, field: str | None = None) -> None:
         super().__init__("; ".join(errors))
-        self.errors = errors
+        self.errors, self.field = errors, field
+
+    @classmethod
+    def of(cls, exc: ServiceError, *, field: str | None = None) -> SaveRefused:
+        """The refusal of one service error: its message and code."""
+        return cls([f"{exc.message} ({exc.code})"], field=field)
 
 
 class RefusalShownAdmin(admin.ModelAdmin):
@@ -39,21 +47,24 @@ class RefusalShownAdmin(admin.ModelAdmin):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except SaveRefused as refused:
-            setattr(request, _REFUSED, refused.errors)
+            setattr(request, _REFUSED, refused)
             return super().changeform_view(request, object_id, form_url, extra_context)
 
 
 def with_save_refusal(request, form_class: type[forms.BaseForm]) -> type[forms.BaseForm]:
     """``form_class``, or, on the second pass after a ``SaveRefused``, a subclass whose ``clean`` raises the
     refusal's errors (so the admin shows the form again with them and saves nothing)."""
-    errors = getattr(request, _REFUSED, None)
-    if not errors:
+    refused = getattr(request, _REFUSED, None)
+    if refused is None:
         return form_class
 
     class Refused(form_class):
         def clean(self):
-            super().clean()
-            raise forms.ValidationError(errors)
+            cleaned = super().clean()
+            if refused.field in self.fields:
+                self.add_error(refused.field, refused.errors)
+                return cleaned
+            raise forms.ValidationError(refused.errors)
 
     Refused.__name__ = Refused.__qualname__ = form_class.__name__
     return Refused

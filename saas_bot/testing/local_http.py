@@ -1,7 +1,7 @@
 """A local HTTP server in a background thread: the shared lifecycle of the test doubles
-(``saas_bot.testing.telegram_emulator.TelegramEmulator``, ``saas_bot.testing.llm_stub.OpenAIStub``), and
-``FixedTextService``, a server answering every GET with one text (what a test or probe fetches). No Django
-here: the doubles also run as stand-alone processes.
+(``saas_bot.testing.telegram_emulator.TelegramEmulator``, ``saas_bot.testing.llm_stub.OpenAIStub``,
+``saas_bot.testing.local_site.LocalSite``), and ``FixedTextService``, a server answering every GET with one
+text (what a test or probe fetches). No Django here: the doubles also run as stand-alone processes.
 """
 from __future__ import annotations
 
