@@ -22,10 +22,8 @@ import argparse
 import collections
 import json
 import sys
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -169,24 +167,10 @@ def probe_urls(a) -> tuple[list[list], int]:
     from rest_framework.test import APIClient
 
     from rag import fetching
+    from saas_bot.testing.local_http import FixedTextService
 
-    hits = []
-
-    class Canary(BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            body = b"canary: fetched from inside"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", CANARY_PORT), Canary)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    canary = FixedTextService(b"canary: fetched from inside", port=CANARY_PORT).start()
+    hits = canary.requests  # every request that reached the canary
     p = CANARY_PORT
     answers = collections.defaultdict(int)
     real_resolver = fetching.system_resolver
@@ -221,7 +205,7 @@ def probe_urls(a) -> tuple[list[list], int]:
             codes[response.json()["error"]["code"]] += 1
         except Exception:  # noqa: BLE001 - a success has no error
             codes[str(response.status_code)] += 1
-    server.shutdown()
+    canary.stop()
     rows = [[len(urls), len(malformed), len(hits), five, ", ".join(f"`{k}`: {v}" for k, v in sorted(codes.items()))]]
     return rows, len(hits)
 

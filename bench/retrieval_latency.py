@@ -116,10 +116,11 @@ def load_chunks(company, count: int, pool: dict, rng, noise: float, doc_chunks: 
     import numpy as np
 
     from rag.models import Document
-    from rag.services import _document_write_chunks
+    from rag.services import _document_write_chunks, _versions_after_ingest
     from rag.splitting import ChunkDraft
 
     started = time.perf_counter()
+    written = []
     n_pool = len(pool["texts"])
     done = 0
     while done < count:
@@ -135,10 +136,13 @@ def load_chunks(company, count: int, pool: dict, rng, noise: float, doc_chunks: 
         # title "" : the stored text already carries the title the embedding was computed with.
         _document_write_chunks(company=company, document=document, title="", drafts=drafts,
                                vectors=vectors.astype(np.float32).tolist())
+        written.append(document)
         done += size
         if done % (doc_chunks * 20) == 0 or done == count:
             rate = done / (time.perf_counter() - started)
             print(f"\r  {label}: {done}/{count} chunks written ({rate:.0f} chunks/s)", end="", flush=True)
+    # Chunks are written beside the live version; one knowledge-base version makes them all live (rag/versions.py).
+    _versions_after_ingest(company=company, documents=written)
     print()
     return time.perf_counter() - started
 

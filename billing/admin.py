@@ -1,4 +1,9 @@
-"""Staff back office for plans, subscriptions and the ledger (platform staff only; issue 5 scopes the rest)."""
+"""Staff back office for plans, subscriptions and the ledger (platform staff only; issue 5 scopes the rest).
+
+Forms validate; the saves call ``billing.services``, and a refusal is shown on the form (``saas_bot.admin_save``).
+"""
+from typing import Callable
+
 from django.contrib import admin, messages
 
 from django import forms
@@ -7,6 +12,7 @@ from billing.models import LimitAlert, ModelPrice, Plan, Subscription, UsageEven
 from billing.money import cost_currency, money_format
 from billing.services import (plan_update, subscription_cancel, subscription_change_plan, subscription_extend_trial,
                               subscription_start)
+from saas_bot.admin_save import RefusalShownAdmin, SaveRefused, with_save_refusal
 from saas_bot.errors import ServiceError
 from tenants.admin_scoping import StaffOnlyAdmin
 
@@ -58,7 +64,8 @@ class PlanAdmin(StaffOnly):
 
 
 class SubscriptionAssignForm(forms.ModelForm):
-    """Assign a plan to a company (``subscription_start``; any live subscription is canceled first)."""
+    """Assign a plan to a company. Validates only; ``SubscriptionAdmin.save_form`` calls ``subscription_start``
+    (any live subscription is canceled first)."""
 
     class Meta:
         model = Subscription
@@ -69,21 +76,15 @@ class SubscriptionAssignForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["plan"].queryset = Plan.objects.filter(is_archived=False)
 
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("company") and cleaned.get("plan") and not self.errors:
-            try:
-                self.instance = subscription_start(company=cleaned["company"], plan=cleaned["plan"])
-            except ServiceError as exc:
-                raise forms.ValidationError(f"{exc.message} ({exc.code})") from None
-        return cleaned
-
     def _post_clean(self):
-        pass  # the service created the row
+        # No model validation of a new row: subscription_start creates it in the admin's save and cancels the
+        # company's live subscription first, which the one-live-per-company constraint would call a conflict.
+        pass
 
 
 class SubscriptionChangeForm(forms.ModelForm):
-    """Change plan / extend the trial / cancel, each through billing.services."""
+    """Change plan / extend the trial / cancel. Validates only; ``SubscriptionAdmin.save_form`` calls
+    ``billing.services`` (``changes()`` lists what was asked)."""
 
     change_plan_to = forms.ModelChoiceField(Plan.objects.filter(is_archived=False), required=False,
                                             help_text="Archived plans are not offered.")
@@ -99,27 +100,22 @@ class SubscriptionChangeForm(forms.ModelForm):
         model = Subscription
         fields: list[str] = []
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        company = self.instance.company
-        try:
-            if cleaned.get("change_plan_to"):
-                subscription_change_plan(company=company, plan=cleaned["change_plan_to"],
-                                         when=cleaned.get("change_when") or "auto")
-            if cleaned.get("extend_trial_days"):
-                subscription_extend_trial(company=company, days=cleaned["extend_trial_days"])
-            if cleaned.get("cancel"):
-                subscription_cancel(company=company, at_period_end=cleaned["cancel"] == "period_end")
-        except ServiceError as exc:
-            raise forms.ValidationError(f"{exc.message} ({exc.code})") from None
-        self.instance.refresh_from_db()
-        return cleaned
+    def changes(self) -> list[tuple[Callable, dict]]:
+        """The services this form asks for, in order: (function, keyword arguments) without the company."""
+        cleaned = self.cleaned_data
+        asked = []
+        if cleaned.get("change_plan_to"):
+            asked.append((subscription_change_plan, {"plan": cleaned["change_plan_to"],
+                                                     "when": cleaned.get("change_when") or "auto"}))
+        if cleaned.get("extend_trial_days"):
+            asked.append((subscription_extend_trial, {"days": cleaned["extend_trial_days"]}))
+        if cleaned.get("cancel"):
+            asked.append((subscription_cancel, {"at_period_end": cleaned["cancel"] == "period_end"}))
+        return asked
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(StaffOnly):
+class SubscriptionAdmin(RefusalShownAdmin, StaffOnly):
     list_display = ("company", "plan", "status", "current_period_start", "current_period_end", "trial_ends_at",
                     "cancel_at_period_end", "pending_plan")
     list_filter = ("status", "plan")
@@ -140,10 +136,27 @@ class SubscriptionAdmin(StaffOnly):
         kwargs["form"] = SubscriptionChangeForm if obj is not None else SubscriptionAssignForm
         kwargs["fields"] = (["change_plan_to", "change_when", "extend_trial_days", "cancel"] if obj is not None
                             else ["company", "plan"])
-        return super().get_form(request, obj, change=change, **kwargs)
+        return with_save_refusal(request, super().get_form(request, obj, change=change, **kwargs))
+
+    def save_form(self, request, form, change):
+        """Assigning: ``subscription_start``. Changing: the form's services in order (plan, trial, cancel), all
+        or none: a refusal rolls the earlier ones back and is shown on the form."""
+        try:
+            if not change:
+                return subscription_start(company=form.cleaned_data["company"], plan=form.cleaned_data["plan"])
+            subscription = form.instance
+            for service, arguments in form.changes():
+                service(company=subscription.company, **arguments)
+        except ServiceError as exc:
+            raise SaveRefused.of(exc) from None
+        subscription.refresh_from_db()
+        return subscription
 
     def save_model(self, request, obj, form, change):
-        pass  # the services in the form did the work
+        pass  # save_form called the services
+
+    def save_related(self, request, form, formsets, change):
+        pass  # no many-to-many fields; the services wrote everything
 
     def has_delete_permission(self, request, obj=None):
         return False  # cancel instead: the history of subscriptions is kept

@@ -2,7 +2,9 @@
 and the Telegram inbox for platform staff (``bots.admin_inbox``), registered from here.
 
 Every write goes through ``bots.lifecycle`` and ``bots.telegram_setup`` (connect, replace token, enable/disable,
-delete, webhook); forms validate, and service errors become form errors or admin messages, never a 500.
+delete, webhook), the services the API uses. Forms only validate (no write, no Telegram call in ``clean``);
+saving calls the service, and its refusal is shown on the form again (``saas_bot.admin_save``) or as an admin
+message for actions, never a 500.
 """
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from bots.lifecycle import BOT_SETTINGS_FIELDS, bot_connect, bot_delete, bot_set_status, bot_token_check, bot_update
+from bots.lifecycle import (
+    BOT_SETTINGS_FIELDS, bot_connect, bot_delete, bot_set_status, bot_token_format_check, bot_update,
+)
 from bots.models import Bot
 from bots.telegram_setup import bot_register_webhook, bot_webhook_info
+from saas_bot.admin_save import RefusalShownAdmin, SaveRefused, with_save_refusal
 from saas_bot.admin_site import reverse_or_none
 from saas_bot.errors import ServiceError
 from tenants.access import current_company, is_platform_staff
@@ -33,7 +38,7 @@ class BotAddForm(forms.ModelForm):
                            help_text="How the bot is called in this admin; empty = its Telegram name.")
     class Meta:
         model = Bot
-        fields: list[str] = []  # nothing is copied onto a model instance: bot_connect creates the bot
+        fields = ["name"]  # validated on the unsaved instance only: bot_connect creates the bot in save_form
 
     def __init__(self, *args, company=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -44,17 +49,22 @@ class BotAddForm(forms.ModelForm):
             self.fields["company_choice"] = forms.ModelChoiceField(Company.objects.all(), label="Company")
 
     def clean(self):
+        """Validates only (no write, no Telegram call): the token's @BotFather shape and the company.
+        ``BotAdmin.save_form`` connects through ``bots.lifecycle.bot_connect`` (the API's service); a refusal
+        there (Telegram rejects the token, the plan's bot limit) is shown on this form (``SaveRefused``)."""
         cleaned = super().clean()
         token = cleaned.get("token")
-        company = self.target_company or cleaned.get("company_choice")
-        if not token or company is None:
-            return cleaned
-        try:
-            # Connecting is the one write of this form; it happens here so Telegram's refusal is a form error.
-            self.instance = bot_connect(company=company, token=token, name=cleaned.get("name") or "")
-        except ServiceError as exc:
-            raise forms.ValidationError(f"{exc.message} ({exc.code})", code=exc.code) from None
+        if token:
+            try:
+                cleaned["token"] = bot_token_format_check(token=token)
+            except ServiceError as exc:
+                self.add_error("token", f"{exc.message} ({exc.code})")
         return cleaned
+
+    @property
+    def company(self):
+        """The company the bot is connected to: the user's, or the one platform staff chose."""
+        return self.target_company or self.cleaned_data.get("company_choice")
 
 
 class BotChangeForm(forms.ModelForm):
@@ -74,20 +84,21 @@ class BotChangeForm(forms.ModelForm):
                       "language": "Language code of the bot's fixed texts, e.g. en, de, fr."}
 
     def clean(self):
-        """Validates only: a new token is checked with Telegram here (its refusal shown on the field);
-        ``BotAdmin.save_model`` makes the change through ``bots.lifecycle.bot_update``."""
+        """Validates only (no write, no Telegram call): a new token's @BotFather shape. ``BotAdmin.save_model``
+        makes the change through ``bots.lifecycle.bot_update`` (the API's service); Telegram's refusal of the
+        token (another bot's, revoked) is shown on this form (``SaveRefused``)."""
         cleaned = super().clean()
         token = cleaned.get("new_token")
-        if token and not self.errors:
+        if token:
             try:
-                bot_token_check(bot=Bot.objects.get(pk=self.instance.pk), token=token)
+                cleaned["new_token"] = bot_token_format_check(token=token)
             except ServiceError as exc:
                 self.add_error("new_token", f"{exc.message} ({exc.code})")
         return cleaned
 
 
 @admin.register(Bot)
-class BotAdmin(CompanyScopedAdmin):
+class BotAdmin(RefusalShownAdmin, CompanyScopedAdmin):
     list_display = ("__str__", "name", "status", "token_hint", "webhook_state", "created_at")
     list_display_links = ("__str__", "name")
     list_filter = ("status", "language")
@@ -129,10 +140,10 @@ class BotAdmin(CompanyScopedAdmin):
                 def __init__(self, *args, **kw):
                     super().__init__(*args, company=company, **kw)
 
-            return Form
+            return with_save_refusal(request, Form)
         kwargs["form"] = BotChangeForm
         kwargs["fields"] = BotChangeForm.Meta.fields + ["new_token"]
-        return super().get_form(request, obj, change=change, **kwargs)
+        return with_save_refusal(request, super().get_form(request, obj, change=change, **kwargs))
 
     def get_exclude(self, request, obj=None):
         return ["company"] if obj is not None else []
@@ -140,19 +151,29 @@ class BotAdmin(CompanyScopedAdmin):
     def get_fields(self, request, obj=None):
         return [f for fs in self.get_fieldsets(request, obj) for f in fs[1]["fields"]]
 
+    def save_form(self, request, form, change):
+        """Adding: connect through ``bots.lifecycle.bot_connect`` (getMe, encrypt, store, webhook after commit);
+        its refusal is shown on the add form (``SaveRefused``)."""
+        if change:
+            return super().save_form(request, form, change)
+        try:
+            return bot_connect(company=form.company, token=form.cleaned_data["token"],
+                               name=form.cleaned_data.get("name") or "")
+        except ServiceError as exc:
+            raise SaveRefused([f"{exc.message} ({exc.code})"]) from None
+
     def save_model(self, request, obj, form, change):
         if not change:
             messages.success(request, f"Connected {obj} (Telegram id {obj.telegram_id}). The token is stored "
                                       f"encrypted; only {obj.token_hint} is shown from now on.")
-            return  # bot_connect saved it in the form's clean
+            return  # bot_connect stored it in save_form
         changes = {f: form.cleaned_data[f] for f in form.changed_data if f in BOT_SETTINGS_FIELDS}
         collections = list(form.cleaned_data["collections"]) if "collections" in form.changed_data else None
         token = form.cleaned_data.get("new_token") or None
         try:
             bot_update(bot=Bot.objects.get(pk=obj.pk), changes=changes, collections=collections, token=token)
-        except ServiceError as exc:  # Telegram changed its mind between the form's check and now
-            messages.error(request, f"{exc.message} ({exc.code})")
-            return
+        except ServiceError as exc:  # e.g. Telegram refuses the new token: shown on the form, nothing saved
+            raise SaveRefused([f"{exc.message} ({exc.code})"]) from None
         if token:
             messages.success(request, f"Token replaced; {obj} is active again.")
 

@@ -41,7 +41,7 @@ def bot_connect(*, company: Company, token: str, name: str = "", register_webhoo
         ProviderUnavailable(code="telegram_unavailable"): Telegram could not be reached.
         QuotaExceeded(code="quota_bots"): the plan's bot limit is reached.
     """
-    token = _token_checked(token)
+    token = bot_token_format_check(token=token)
     _quota_check_bots(company)
     me = _token_identity(token)
     if Bot.objects.filter(telegram_id=me["id"]).exists():
@@ -80,19 +80,6 @@ def bot_set_status(*, bot: Bot, active: bool) -> Bot:
     return bot
 
 
-def bot_token_check(*, bot: Bot, token: str) -> None:
-    """Check a replacement token without changing anything: @BotFather's shape, accepted by Telegram
-    (``getMe``), and of the same Telegram bot. Forms call it to show a refusal next to the field.
-
-    Raises:
-        the errors of :func:`bot_replace_token`.
-    """
-    me = _token_identity(_token_checked(token))
-    if bot.telegram_id and me["id"] != bot.telegram_id:
-        raise ValidationFailed(code="bot_token_other_bot",
-                               message=f"This token belongs to @{me['username']}, not to {bot}.")
-
-
 def bot_replace_token(*, bot: Bot, token: str) -> Bot:
     """Give ``bot`` a new token (after @BotFather /revoke) keeping its chats, conversations and usage.
 
@@ -103,7 +90,7 @@ def bot_replace_token(*, bot: Bot, token: str) -> Bot:
         ValidationFailed(code="bot_token_invalid" | "bot_token_other_bot"),
         ProviderUnavailable(code="telegram_unavailable").
     """
-    token = _token_checked(token)
+    token = bot_token_format_check(token=token)
     me = _token_identity(token)
     if bot.telegram_id and me["id"] != bot.telegram_id:
         raise ValidationFailed(code="bot_token_other_bot",
@@ -129,8 +116,13 @@ def bot_delete(*, bot: Bot) -> None:
     bot.delete()
 
 
-def _token_checked(token: str) -> str:
-    """The token stripped, if it has @BotFather's shape; else ValidationFailed(code="bot_token_invalid")."""
+def bot_token_format_check(*, token: str) -> str:
+    """The token stripped, if it has @BotFather's shape (``TOKEN_PATTERN``); no Telegram call, so forms may
+    use it while validating. Whether Telegram accepts it is ``bot_connect``'s / ``bot_replace_token``'s.
+
+    Raises:
+        ValidationFailed(code="bot_token_invalid").
+    """
     token = token.strip()
     if not TOKEN_PATTERN.fullmatch(token):
         raise ValidationFailed(code="bot_token_invalid",

@@ -64,7 +64,7 @@ def section_text(chunk_id: int) -> str:
         cursor.execute(
             """
             SELECT c.ordinal, c.text, c.id = b.id FROM rag_chunk c JOIN rag_chunk b ON b.id = %s
-            WHERE c.document_id = b.document_id AND c.section = b.section
+            WHERE c.document_id = b.document_id AND c.revision = b.revision AND c.section = b.section
               AND (b.section <> '' OR c.page IS NOT DISTINCT FROM b.page)
               AND c.ordinal BETWEEN b.ordinal - %s AND b.ordinal + %s
             ORDER BY c.ordinal
@@ -95,7 +95,7 @@ def next_section_chunk(chunk_id: int) -> tuple[int, str] | None:
         cursor.execute(
             """
             SELECT c.id, c.section FROM rag_chunk c JOIN rag_chunk b ON b.id = %s
-            WHERE c.document_id = b.document_id AND c.ordinal > b.ordinal
+            WHERE c.document_id = b.document_id AND c.revision = b.revision AND c.ordinal > b.ordinal
               AND (c.section <> b.section OR (b.section = '' AND c.page IS DISTINCT FROM b.page))
             ORDER BY c.ordinal LIMIT 1
             """,

@@ -80,7 +80,7 @@ def company_language(company_id: int) -> str | None:
     if cached and cached[0] == signature:
         return cached[1]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT text FROM rag_chunk WHERE company_id = %s ORDER BY id LIMIT %s",
+        cursor.execute("SELECT text FROM rag_chunk WHERE company_id = %s AND live ORDER BY id LIMIT %s",
                        [company_id, LANGUAGE_SAMPLE * 4])
         texts = [row[0] for row in cursor.fetchall()][::4][:LANGUAGE_SAMPLE]
     votes = Counter(lang for lang in (detect_language(t[:600]) for t in texts) if lang)

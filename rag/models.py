@@ -26,6 +26,12 @@ class KnowledgeBase(models.Model):
     switch_done = models.PositiveIntegerField(default=0, help_text="Chunks re-embedded so far in the running switch.")
     switch_total = models.PositiveIntegerField(default=0, help_text="Chunks to re-embed in the running switch.")
     switch_error = models.TextField(blank=True, help_text="Why the last switch stopped, if it did.")
+    live_version = models.ForeignKey("KnowledgeBaseVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+", help_text="The version bots answer from (rag/versions.py).")
+    golden_threshold = models.FloatField(
+        null=True, blank=True,
+        help_text="Share of golden questions (0-1) a new version must pass to go live. Empty: no golden "
+                  "question that passed on the live version may fail on the new one.")
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = CompanyQuerySet.as_manager()
@@ -86,6 +92,8 @@ class Document(models.Model):
                                                  help_text="When the current (or last) ingestion run started.")
     chunk_count = models.PositiveIntegerField(default=0)
     token_count = models.PositiveIntegerField(default=0)
+    revision = models.PositiveIntegerField(db_default=0, help_text="The last revision of its chunks written "
+                                                                "(each indexing writes a new one; rag/versions.py).")
     created_at = models.DateTimeField(auto_now_add=True)
     indexed_at = models.DateTimeField(null=True, blank=True)
 
@@ -118,6 +126,9 @@ class Chunk(models.Model):
                                  help_text="The embedding by the model being switched to (KnowledgeBase).")
     search_vector = SearchVectorField()
     lexeme_count = models.PositiveIntegerField(default=0, help_text="BM25 document length, in lexemes.")
+    revision = models.PositiveIntegerField(db_default=0, help_text="Which indexing of the document wrote it.")
+    live = models.BooleanField(db_default=True, help_text="In the live knowledge-base version (searches read "
+                                                      "only these; rag/versions.py).")
 
     objects = CompanyQuerySet.as_manager()
 
@@ -269,3 +280,79 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} run {self.id}"
+
+
+class KnowledgeBaseVersion(models.Model):
+    """One state of a company's knowledge base: which revision of each document answers.
+
+    Every batch of document changes (upload, delete, replace, sync run; rag/services.py) makes one. It is
+    *building* until its documents are indexed, then checked against the company's golden questions and
+    made *live*, or *held* with the failing questions. rag/versions.py; docs/knowledge-base.md.
+    """
+
+    class Status(models.TextChoices):
+        BUILDING = "building", "Building"
+        HELD = "held", "Held (golden questions failed)"
+        LIVE = "live", "Live"
+        RETIRED = "retired", "Retired (was live)"
+        DISCARDED = "discarded", "Discarded"
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveIntegerField(help_text="1, 2, 3 ... per company.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    origin = models.CharField(max_length=20, help_text="upload, replace, delete, sync_run, source_delete.")
+    origin_id = models.BigIntegerField(null=True, blank=True, help_text="The SyncRun's id for a sync run.")
+    changes = models.JSONField(default=list, blank=True,
+                               help_text="[{action, document_id, title}]: what this version changed.")
+    revisions = models.JSONField(null=True, blank=True,
+                                 help_text="{document id: revision} answering in this version (set when built).")
+    added = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    golden_results = models.JSONField(default=list, blank=True,
+                                      help_text="[{id, question, passed, passed_live, answer, ...}] of the check.")
+    golden_passed = models.PositiveIntegerField(null=True, blank=True)
+    golden_total = models.PositiveIntegerField(null=True, blank=True)
+    note = models.TextField(blank=True, help_text="Why it is held, who forced or discarded it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    live_at = models.DateTimeField(null=True, blank=True, help_text="When it last went live.")
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["company", "number"], name="kbversion_unique_company_number")]
+
+    def __str__(self) -> str:
+        return f"version {self.number}"
+
+
+class GoldenQuestion(models.Model):
+    """A question a company's bot must always answer right, checked before a new version goes live.
+
+    The fields of an evaluation-set row (bench/data/README.md): ``expected`` file names one of which must
+    be cited, ``answer_contains`` strings one of which the answer must contain, or ``must_refuse``.
+    Scored by rag/answer_evaluation.py.
+    """
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="+")
+    question = models.TextField()
+    expected = models.JSONField(default=list, blank=True, help_text="File names; citing one of them passes.")
+    answer_contains = models.JSONField(default=list, blank=True,
+                                       help_text="Strings; the answer must contain one (case-insensitive).")
+    must_refuse = models.BooleanField(default=False, help_text="The right answer is \"I don't know\".")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+    def as_row(self) -> dict:
+        """The question as an evaluation-set row (rag.answer_evaluation.score_row's ``row``)."""
+        return {"id": str(self.id), "question": self.question, "expected": list(self.expected or []),
+                "answer_contains": list(self.answer_contains or []), "kind": "golden"}

@@ -386,7 +386,7 @@ def dense_search(*, company_id: int, vector: list[float], limit: int) -> list[tu
     company_chunks, total_chunks = _company_share(company_id)
     if company_chunks == 0:
         return []
-    sql = ("SELECT id, 1 - (embedding <=> %s::vector) FROM rag_chunk WHERE company_id = %s "
+    sql = ("SELECT id, 1 - (embedding <=> %s::vector) FROM rag_chunk WHERE company_id = %s AND live "
            "ORDER BY embedding <=> %s::vector LIMIT %s")
     params = [literal, company_id, literal, limit]
     share = company_chunks / max(total_chunks, 1)
@@ -459,10 +459,10 @@ def _embedding_moments(company_id: int,
             if signature[0] > sample:
                 percent = min(100.0, 100.0 * 2 * sample / signature[0])
                 cursor.execute(f"SELECT embedding FROM rag_chunk TABLESAMPLE SYSTEM ({percent:.4f}) "
-                               "WHERE company_id = %s LIMIT %s", [company_id, sample])
+                               "WHERE company_id = %s AND live LIMIT %s", [company_id, sample])
                 rows = cursor.fetchall()
             if len(rows) < min(signature[0], sample) // 4:  # small company, or its rows are clustered
-                cursor.execute("SELECT embedding FROM rag_chunk WHERE company_id = %s ORDER BY random() LIMIT %s",
+                cursor.execute("SELECT embedding FROM rag_chunk WHERE company_id = %s AND live ORDER BY random() LIMIT %s",
                                [company_id, sample])
                 rows = cursor.fetchall()
         if len(rows) < 2:
@@ -576,7 +576,7 @@ def _chunk_search(*, company: Company, query: str, k: int, query_vector: list[fl
                    CASE WHEN c.section = '' THEN '{}'::text[]
                         ELSE tsvector_to_array(to_tsvector(%s::regconfig, c.section)) END
             FROM rag_chunk c JOIN rag_document d ON d.id = c.document_id
-            WHERE c.id = ANY(%s) AND c.company_id = %s AND (%s::bigint[] IS NULL OR c.document_id = ANY(%s))
+            WHERE c.id = ANY(%s) AND c.company_id = %s AND c.live AND (%s::bigint[] IS NULL OR c.document_id = ANY(%s))
             """,
             [vector_literal(vector), settings.RAG_TEXT_SEARCH_CONFIG, list(ids), company.id,
              document_ids, document_ids],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Callable, Iterable, Iterator
@@ -100,6 +101,9 @@ def _batch_publish(batch: DocumentChangeBatch) -> None:
                                  batch.origin_id)
 
     if batch.changes:
+        from rag.versions import version_record_batch
+
+        version_record_batch(batch)  # the batch's knowledge-base version, in the batch's transaction
         transaction.on_commit(publish)
 
 
@@ -110,10 +114,29 @@ def document_change_batch(*, company: Company, origin: str,
     them as one batch when the block ends (after commit; nothing when nothing changed). On an exception
     the changes made so far are still published (they are stored)."""
     batch = DocumentChangeBatch(company_id=company.id, origin=origin, origin_id=origin_id)
+    _open_batches.append(batch)
     try:
         yield batch
     finally:
+        _open_batches.remove(batch)
         _batch_publish(batch)
+
+
+class _OpenBatches(threading.local):
+    def __init__(self) -> None:
+        self.batches: list[DocumentChangeBatch] = []
+
+    def append(self, batch: DocumentChangeBatch) -> None:
+        self.batches.append(batch)
+
+    def remove(self, batch: DocumentChangeBatch) -> None:
+        self.batches.remove(batch)
+
+    def document_ids(self) -> set[int]:
+        return {c.document_id for b in self.batches for c in b.changes}
+
+
+_open_batches = _OpenBatches()  # this thread's open document_change_batch blocks
 
 
 def _record_change(batch: DocumentChangeBatch | None, *, company: Company, origin: str, change: DocumentChange
@@ -526,7 +549,30 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
             logger.exception("indexing document %s failed", p.document.id)
             _mark_failed(p.document, exc)
         offset += n
+    _versions_after_ingest(company=company, documents=[p.document for p in prepared])
     return list(Document.objects.filter(id__in=[d.id for d in documents]).order_by("id"))
+
+
+def _versions_after_ingest(*, company: Company, documents: list[Document]) -> None:
+    """Build the knowledge-base versions whose documents are now indexed (rag/versions.py). A document
+    indexed again outside any change (``documents_ingest`` called directly, a re-run) gets a version of
+    its own (origin "reindex"), so its new revision goes live like any other change."""
+    from rag.models import KnowledgeBaseVersion
+    from rag.versions import versions_advance
+
+    written = set(Document.objects.filter(id__in=[d.id for d in documents], status=Document.Status.READY)
+                  .values_list("id", flat=True))
+    if written:
+        claimed = _open_batches.document_ids()
+        for changes in KnowledgeBaseVersion.objects.filter(
+                company_id=company.id, status=KnowledgeBaseVersion.Status.BUILDING).values_list("changes", flat=True):
+            claimed |= {c["document_id"] for c in changes}
+        orphans = sorted(written - claimed)
+        if orphans:
+            checksums = dict(Document.objects.filter(id__in=orphans).values_list("id", "checksum"))
+            _batch_publish(DocumentChangeBatch(company_id=company.id, origin="reindex", changes=[
+                DocumentChange(action="changed", document_id=d, checksum=checksums.get(d, "")) for d in orphans]))
+    versions_advance(company.id)
 
 
 def _corpus_stat_add(company_id: int, chunks: int, length: int) -> None:
@@ -546,11 +592,11 @@ def _document_remove_chunks(document: Document) -> None:
     """Delete a document's chunks (postings cascade) and take them out of the BM25 statistics."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), coalesce(sum(lexeme_count), 0) FROM rag_chunk WHERE document_id = %s", [document.id]
-        )
+            "SELECT count(*), coalesce(sum(lexeme_count), 0) FROM rag_chunk WHERE document_id = %s AND live",
+            [document.id])
         count, length = cursor.fetchone()
+        cursor.execute("DELETE FROM rag_chunk WHERE document_id = %s", [document.id])
         if count:
-            cursor.execute("DELETE FROM rag_chunk WHERE document_id = %s", [document.id])
             _corpus_stat_add(document.company_id, -count, -length)
 
 
@@ -564,7 +610,9 @@ def _document_write_chunks(*, company: Company, document: Document, title: str, 
     current = knowledge_base_model(company.id, lock=True)
     if model is not None and current != model:  # the company's model switch changed over meanwhile
         vectors = embed_texts([_index_text(title, d) for d in drafts], model=current)
-    _document_remove_chunks(document)
+    # A new revision beside the old ones, not live: it answers once a knowledge-base version that lists it
+    # goes live (rag/versions.py); its postings are kept under the negated company id until then.
+    revision = Document.objects.filter(id=document.id).values_list("revision", flat=True).first() + 1
     config = settings.RAG_TEXT_SEARCH_CONFIG
     with connection.cursor() as cursor:
         # One INSERT per document: Postgres tokenises and stems the index text (the same
@@ -573,14 +621,15 @@ def _document_write_chunks(*, company: Company, document: Document, title: str, 
         cursor.execute(
             """
             INSERT INTO rag_chunk (company_id, document_id, ordinal, text, section, page, token_count, embedding,
-                                   search_vector, lexeme_count)
+                                   search_vector, lexeme_count, revision, live)
             SELECT %s, %s, r.ordinal, r.text, r.section, r.page, r.token_count, r.embedding::vector, v.tsv,
-                   (SELECT coalesce(sum(coalesce(array_length(t.positions, 1), 1)), 0) FROM unnest(v.tsv) t)
+                   (SELECT coalesce(sum(coalesce(array_length(t.positions, 1), 1)), 0) FROM unnest(v.tsv) t),
+                   %s, false
             FROM unnest(%s::int[], %s::text[], %s::text[], %s::int[], %s::int[], %s::text[], %s::text[])
                  AS r(ordinal, text, section, page, token_count, embedding, index_text)
             CROSS JOIN LATERAL (SELECT to_tsvector(%s::regconfig, r.index_text) AS tsv) v
             """,
-            [company.id, document.id,
+            [company.id, document.id, revision,
              list(range(len(drafts))), [d.text for d in drafts], [d.section[:500] for d in drafts],
              [d.page for d in drafts], [d.token_count for d in drafts],
              [vector_literal(v) for v in vectors],
@@ -589,22 +638,20 @@ def _document_write_chunks(*, company: Company, document: Document, title: str, 
         cursor.execute(
             """
             INSERT INTO rag_chunkterm (chunk_id, term, company_id, tf, dl)
-            SELECT c.id, t.lexeme, c.company_id, coalesce(array_length(t.positions, 1), 1), c.lexeme_count
+            SELECT c.id, t.lexeme, -c.company_id, coalesce(array_length(t.positions, 1), 1), c.lexeme_count
             FROM rag_chunk c, LATERAL unnest(c.search_vector) t
-            WHERE c.document_id = %s
+            WHERE c.document_id = %s AND c.revision = %s
             """,
-            [document.id],
+            [document.id, revision],
         )
-        cursor.execute(
-            "SELECT count(*), coalesce(sum(lexeme_count), 0) FROM rag_chunk WHERE document_id = %s", [document.id]
-        )
-        count, length = cursor.fetchone()
-    _corpus_stat_add(company.id, count, length)
+        cursor.execute("SELECT count(*) FROM rag_chunk WHERE document_id = %s AND revision = %s",
+                       [document.id, revision])
+        count = cursor.fetchone()[0]
     indexed_at = timezone.now()
     tokens = sum(d.token_count for d in drafts)
     Document.objects.filter(id=document.id).update(
         status=Document.Status.READY, progress=100, error="", title=title[:300], chunk_count=count,
-        token_count=tokens, indexed_at=indexed_at,
+        token_count=tokens, indexed_at=indexed_at, revision=revision,
     )
     _embedding_usage_record(company=company, document=document, tokens=tokens, at=indexed_at)
 
@@ -650,6 +697,9 @@ def document_reindex(*, company: Company, document_id: int) -> Document:
         if not updated:
             raise NotFound(code="document_not_found", message="Document not found.")
         enqueue_on_commit(document_ingest_task, document_id)
+        document = Document.objects.get(id=document_id)
+        _record_change(None, company=company, origin="reindex",
+                       change=DocumentChange(action="changed", document_id=document_id, checksum=document.checksum))
     return Document.objects.get(id=document_id)
 
 

@@ -18,7 +18,8 @@ from tenants.access import current_company, is_platform_staff, may_use_admin, me
 INDEX_GROUPS = [
     ("Bots", "bots", [("bots", "bot"), ("bots", "chat"), ("bots", "telegramuser")], []),
     ("Knowledge", "knowledge", [("rag", "document"), ("rag", "collection"), ("rag", "source"), ("rag", "syncrun"),
-                               ("rag", "knowledgebase")],
+                               ("rag", "knowledgebase"),
+                               ("rag", "knowledgebaseversion"), ("rag", "goldenquestion")],
      [("admin-knowledge-gaps", "Knowledge gaps")]),
     ("Conversations", "conversations", [("bots", "conversation"), ("bots", "message")], []),
     ("Usage", "usage", [], [("admin-usage", "Usage dashboard")]),

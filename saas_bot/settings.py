@@ -337,6 +337,8 @@ RAG_TYPO_REEMBED = env.bool("RAG_TYPO_REEMBED", default=True)
 RAG_VOCABULARY_MAX_AGE_SECONDS = env.int("RAG_VOCABULARY_MAX_AGE_SECONDS", default=300)
 RAG_VOCABULARY_CACHE_COMPANIES = env.int("RAG_VOCABULARY_CACHE_COMPANIES", default=32)
 RAG_MOMENTS_SAMPLE = env.int("RAG_MOMENTS_SAMPLE", default=2000)
+# Knowledge-base versions kept for rollback (their chunks stay; rag/versions.py, docs/knowledge-base.md).
+RAG_VERSIONS_KEPT = env.int("RAG_VERSIONS_KEPT", default=5)
 # Refusal gate (rag/relevance.py): a logistic model over retrieval evidence, fitted per embedding model
 # (rag/gate_coefficients.json, bench/fit_gate.py). Below RAG_ANSWERABLE_MIN_SIMILARITY (best cosine) it always
 # refuses; RAG_ANSWERABLE_THRESHOLD (a probability, 0-1) overrides the fitted threshold.

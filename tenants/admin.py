@@ -7,6 +7,7 @@ from django.db.models import Count
 from django.urls import reverse
 
 from billing.models import Subscription
+from saas_bot.admin_save import RefusalShownAdmin, SaveRefused, with_save_refusal
 from saas_bot.errors import ServiceError
 from tenants import services
 from tenants.access import current_company, is_platform_staff
@@ -15,22 +16,16 @@ from tenants.models import ROLE_HELP, Company, Invitation, Membership
 
 
 class CompanyForm(forms.ModelForm):
+    """Name, slug, active. Validates only; a new company is created by ``company_create`` in the admin's save
+    (the service owns the slug rule: lowercase letters, digits, hyphens; unique)."""
+
     class Meta:
         model = Company
         fields = ["name", "slug", "is_active"]
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.instance.pk is None and not self.errors:
-            try:  # the service owns the slug rule (lowercase letters, digits, hyphens; unique)
-                self.instance = services.company_create(name=cleaned["name"], slug=cleaned["slug"])
-            except ServiceError as exc:
-                self.add_error("slug", f"{exc.message} ({exc.code})")
-        return cleaned
-
 
 @admin.register(Company)
-class CompanyAdmin(StaffOnlyAdmin):
+class CompanyAdmin(RefusalShownAdmin, StaffOnlyAdmin):
     list_display = ("name", "slug", "is_active", "plan", "subscription_status", "members", "bots", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "slug")
@@ -67,8 +62,29 @@ class CompanyAdmin(StaffOnlyAdmin):
     def bots(self, obj):
         return obj._bots
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        return with_save_refusal(request, super().get_form(request, obj, change=change, **kwargs))
+
+    def save_form(self, request, form, change):
+        """Adding: ``company_create`` (its slug refusal shown beside the slug), then the active flag through
+        ``company_set_active``."""
+        if change:
+            return super().save_form(request, form, change)
+        try:
+            company = services.company_create(name=form.cleaned_data["name"], slug=form.cleaned_data["slug"])
+        except ServiceError as exc:
+            raise SaveRefused.of(exc, field="slug") from None
+        if not form.cleaned_data.get("is_active", True):
+            services.company_set_active(company=company, active=False)
+        return company
+
     def save_model(self, request, obj, form, change):
-        obj.save()  # a new company was created by company_create in the form; this saves is_active
+        if change:
+            obj.save()  # name, slug, is_active as edited
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)  # adding: company_create made the row
 
     @admin.action(description="Activate selected companies")
     def activate(self, request, queryset):
@@ -83,7 +99,7 @@ class CompanyAdmin(StaffOnlyAdmin):
         messages.success(request, f"Suspended {queryset.count()} company(ies).")
 
 
-class TeamAdmin(CompanyScopedAdmin):
+class TeamAdmin(RefusalShownAdmin, CompanyScopedAdmin):
     """Owners manage the team; admins and viewers see it. The role field says what each role may do."""
 
     editor_roles = (Membership.Role.OWNER,)
@@ -96,18 +112,11 @@ class TeamAdmin(CompanyScopedAdmin):
 
 
 class MembershipForm(forms.ModelForm):
+    """A member's role. Validates only; ``MembershipAdmin.save_model`` changes it with ``membership_set_role``."""
+
     class Meta:
         model = Membership
         fields = ["role"]
-
-    def clean_role(self):
-        role = self.cleaned_data["role"]
-        if self.instance.pk and role != self.instance.role:
-            try:
-                services.membership_set_role(membership=Membership.objects.get(pk=self.instance.pk), role=role)
-            except ServiceError as exc:
-                raise forms.ValidationError(f"{exc.message} ({exc.code})") from None
-        return role
 
 
 @admin.register(Membership)
@@ -130,7 +139,7 @@ class MembershipAdmin(TeamAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is not None:
             kwargs["form"] = MembershipForm
-        return super().get_form(request, obj, change=change, **kwargs)
+        return with_save_refusal(request, super().get_form(request, obj, change=change, **kwargs))
 
     def has_add_permission(self, request, *args):
         return is_platform_staff(request.user)
@@ -147,9 +156,14 @@ class MembershipAdmin(TeamAdmin):
         return obj.user.get_full_name() or "—"
 
     def save_model(self, request, obj, form, change):
-        if change:
-            return  # the role was changed by membership_set_role in the form
-        super().save_model(request, obj, form, change)
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        if "role" in form.changed_data:
+            try:  # e.g. the last owner stepping down: shown beside the role, nothing changed
+                services.membership_set_role(membership=Membership.objects.get(pk=obj.pk), role=obj.role)
+            except ServiceError as exc:
+                raise SaveRefused.of(exc, field="role") from None
 
     def delete_model(self, request, obj):
         try:
@@ -171,7 +185,7 @@ class MembershipAdmin(TeamAdmin):
 
 
 class InvitationForm(forms.ModelForm):
-    """Email and role; saving sends the invitation (``tenants.services.invitation_create``)."""
+    """Email and role. Validates only; the admin's save sends the invitation (``services.invitation_create``)."""
 
     class Meta:
         model = Invitation
@@ -204,31 +218,21 @@ class InvitationAdmin(TeamAdmin):
         return "expired" if obj.expires_at <= timezone.now() else "waiting"
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        company = None if is_platform_staff(request.user) else current_company(request)
+        return with_save_refusal(request, super().get_form(request, obj, change=change, **kwargs))
 
-        class Form(form):
-            def clean(self):
-                cleaned = super().clean()
-                target = company or cleaned.get("company")
-                if self.errors or target is None:
-                    return cleaned
-                try:
-                    self.invitation = services.invitation_create(
-                        company=target, email=cleaned["email"], role=cleaned["role"], invited_by=request.user,
-                        accept_url=lambda token: request.build_absolute_uri(
-                            reverse("invitation-accept", args=[token])))
-                except ServiceError as exc:
-                    raise forms.ValidationError(f"{exc.message} ({exc.code})") from None
-                return cleaned
-
-            def save(self, commit=True):
-                return self.invitation
-
-            def save_m2m(self):
-                pass
-
-        return Form
+    def save_form(self, request, form, change):
+        """``invitation_create``: the row, and the email with the one-time link after commit. Its refusal
+        (already a member, ...) is shown on the form."""
+        company = form.cleaned_data.get("company") if is_platform_staff(request.user) else current_company(request)
+        if company is None:
+            raise SaveRefused(["Choose the company to invite to."])
+        try:
+            return services.invitation_create(
+                company=company, email=form.cleaned_data["email"], role=form.cleaned_data["role"],
+                invited_by=request.user,
+                accept_url=lambda token: request.build_absolute_uri(reverse("invitation-accept", args=[token])))
+        except ServiceError as exc:
+            raise SaveRefused.of(exc) from None
 
     def save_model(self, request, obj, form, change):
         messages.success(request, f"Invitation sent to {obj.email}; the link works once, for 7 days.")

@@ -45,3 +45,26 @@ def test_archive_a_plan(admin_client):
     page = admin_client.get("/admin/billing/subscription/add/").content.decode()
     assert "Legacy" not in page
     assert admin_client.post(f"/admin/billing/plan/{plan.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_the_subscription_forms_validate_without_writing_and_a_refusal_keeps_nothing(admin_client):
+    """clean() calls no service (issue 12); the change form's services run in the save, all or none."""
+    from billing.admin import SubscriptionAssignForm, SubscriptionChangeForm
+    from billing.services import subscription_start
+
+    company = company_create(name="Globex", slug="globex")
+    basic = Plan.objects.create(code="basic", name="Basic", price=10)
+    pro = Plan.objects.create(code="pro", name="Pro", price=50)
+    assert SubscriptionAssignForm(data={"company": company.pk, "plan": basic.pk}).is_valid()
+    assert not Subscription.objects.exists()
+    subscription = subscription_start(company=company, plan=basic)  # active: no trial to extend
+    form = SubscriptionChangeForm(data={"change_plan_to": pro.pk, "change_when": "now"}, instance=subscription)
+    assert form.is_valid() and [f.__name__ for f, _ in form.changes()] == ["subscription_change_plan"]
+    subscription.refresh_from_db()
+    assert subscription.plan == basic
+
+    url = f"/admin/billing/subscription/{subscription.pk}/change/"
+    response = admin_client.post(url, {"change_plan_to": pro.pk, "change_when": "now", "extend_trial_days": 3})
+    assert response.status_code == 200 and "(not_trialing)" in response.content.decode()
+    subscription.refresh_from_db()
+    assert subscription.plan == basic  # the plan change before the refused extension was rolled back

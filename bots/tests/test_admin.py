@@ -31,10 +31,42 @@ def test_connect_a_bot_by_pasting_its_token(owner_client, company, telegram, set
 
 
 def test_a_rejected_token_is_a_form_error_and_nothing_is_stored(owner_client, telegram):
-    response = owner_client.post("/admin/bots/bot/add/", {"token": OTHER_TOKEN})
+    response = owner_client.post("/admin/bots/bot/add/", {"token": OTHER_TOKEN, "name": "Kept"})
     assert response.status_code == 200
-    assert "Telegram rejected this bot token. (bot_token_invalid)" in response.content.decode()
+    page = response.content.decode()
+    assert "Telegram rejected this bot token. (bot_token_invalid)" in page
+    assert 'value="Kept"' in page  # the form is shown again with what was typed
+    assert len(telegram.calls("getMe", token=OTHER_TOKEN)) == 1  # asked once, in the save; not again to show it
     assert not Bot.objects.exists()
+
+
+def test_the_add_form_validates_without_telegram_or_writes(company, telegram):
+    """clean() checks the token's shape only; bot_connect (getMe, the row, the webhook) runs in the admin's save."""
+    from bots.admin import BotAddForm
+
+    telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
+    form = BotAddForm(data={"token": f"  {TEST_TOKEN} ", "name": "Helper"}, company=company)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["token"] == TEST_TOKEN and form.company == company
+    assert telegram.requests == [] and not Bot.objects.exists()
+    malformed = BotAddForm(data={"token": "not-a-token"}, company=company)
+    assert not malformed.is_valid() and "(bot_token_invalid)" in str(malformed.errors["token"])
+    assert telegram.requests == []
+
+
+def test_the_plan_s_bot_limit_is_shown_on_the_add_form(make_company, client, telegram):
+    from django.contrib.auth.models import User
+
+    from tenants.models import Membership
+
+    company = make_company("tiny", max_bots=0)
+    user = User.objects.create_user("o@tiny.test", "o@tiny.test", "pw-Xy7!long", is_staff=True)
+    Membership.objects.create(user=user, company=company, role=Membership.Role.ADMIN)
+    client.force_login(user)
+    telegram.add_bot(TEST_TOKEN, id=TEST_BOT_ID, username=TEST_USERNAME, first_name="Acme Test")
+    response = client.post("/admin/bots/bot/add/", {"token": TEST_TOKEN})
+    assert response.status_code == 200 and "(quota_bots)" in response.content.decode()
+    assert not Bot.objects.exists() and telegram.calls("getMe") == []
 
 
 def test_webhook_health_shows_the_last_error_and_re_register(owner_client, bot, telegram, settings):
@@ -59,6 +91,9 @@ def test_edit_disable_replace_token_and_delete(owner_client, bot, telegram, sett
     response = owner_client.post(f"/admin/bots/bot/{bot.pk}/change/", data)
     assert response.status_code == 200
     assert "belongs to @someone_else_bot" in response.content.decode()
+    bot.refresh_from_db()
+    assert bot.name != "Support"  # the refused token stopped the whole change (bot_update, one transaction)
+    assert "was changed successfully" not in response.content.decode()
     data["new_token"] = ""
     assert owner_client.post(f"/admin/bots/bot/{bot.pk}/change/", data).status_code == 302
     bot.refresh_from_db()

@@ -1,8 +1,8 @@
 """Documents for company admins: add several files, a URL or pasted text; re-index; delete.
 
-Adding goes through ``rag.services`` (document_add, document_add_url, document_add_text): unsupported
-types, too large or empty files and plan limits are refused before anything is stored, with the
-service's message and code. Re-index and delete are the services' too.
+Adding goes through ``rag.document_batch.documents_add``, as the API's ``POST /documents`` does: unsupported
+types, too large or empty files and plan limits are refused per item before anything is stored, with the
+service's message and code. The form only validates; re-index and delete are the services' too.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from rag import services
+from rag.document_batch import DocumentItem, documents_add
 from rag.models import Document
-from saas_bot.errors import ServiceError
+from saas_bot.admin_save import RefusalShownAdmin, SaveRefused, with_save_refusal
 from tenants.access import current_company, is_platform_staff
 from tenants.admin_scoping import CompanyScopedAdmin
 from tenants.models import Company
@@ -40,7 +41,8 @@ class MultipleFileField(forms.FileField):
 
 
 class DocumentAddForm(forms.ModelForm):
-    """Several files, a URL, or pasted text; each item is added by its service and reported on its own."""
+    """Several files, a URL, or pasted text. Validates only; ``DocumentAdmin.save_form`` adds them through
+    ``rag.document_batch.documents_add`` (the API's service), each item reported on its own."""
 
     files = MultipleFileField(required=False, help_text="PDF, DOCX, Markdown, HTML or text; several at once.")
     url = forms.URLField(required=False, assume_scheme="https", label="URL",
@@ -56,43 +58,33 @@ class DocumentAddForm(forms.ModelForm):
     def __init__(self, *args, company: Company | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.target_company = company
-        self.added: list[Document] = []
-        self.duplicates: list[Document] = []
-        self.item_errors: list[str] = []
         if company is None:
             self.fields["company_choice"] = forms.ModelChoiceField(Company.objects.all(), label="Company")
 
     def clean(self):
         cleaned = super().clean()
-        company = self.target_company or cleaned.get("company_choice")
-        files, url, text = cleaned.get("files") or [], cleaned.get("url"), cleaned.get("text")
-        if not files and not url and not text:
+        if not cleaned.get("files") and not cleaned.get("url") and not cleaned.get("text"):
             raise forms.ValidationError("Choose files, give a URL, or paste text.")
-        if company is None or self.errors:
-            return cleaned
-        collection = cleaned.get("collection")
-        items = [(f.name, lambda f=f: services.document_add(company=company, file_name=f.name, data=f.read(),
-                                                              collection=collection)) for f in files]
-        if url:
-            items.append((url, lambda: services.document_add_url(company=company, url=url, collection=collection)))
-        if text:
-            items.append((cleaned.get("text_title") or "pasted text", lambda: services.document_add_text(
-                company=company, title=cleaned.get("text_title") or "", text=text, collection=collection)))
-        for label, add in items:
-            try:
-                result = add()
-            except ServiceError as exc:
-                self.item_errors.append(f"{label}: {exc.message} ({exc.code})")
-                continue
-            document, created = result if isinstance(result, tuple) else (result, True)
-            (self.added if created else self.duplicates).append(document)
-        if not self.added and not self.duplicates:
-            raise forms.ValidationError(self.item_errors)
         return cleaned
+
+    @property
+    def company(self) -> Company | None:
+        """The company the documents go to: the user's, or the one platform staff chose."""
+        return self.target_company or self.cleaned_data.get("company_choice")
+
+    def items(self) -> list[DocumentItem]:
+        """What to add, in the page's order: the files, the URL, the pasted text."""
+        cleaned = self.cleaned_data
+        items = [DocumentItem.from_file(f.name, f) for f in cleaned.get("files") or []]
+        if cleaned.get("url"):
+            items.append(DocumentItem.from_url(cleaned["url"]))
+        if cleaned.get("text"):
+            items.append(DocumentItem.from_text(cleaned.get("text_title") or "", cleaned["text"]))
+        return items
 
 
 @admin.register(Document)
-class DocumentAdmin(CompanyScopedAdmin):
+class DocumentAdmin(RefusalShownAdmin, CompanyScopedAdmin):
     list_display = ("title", "status_display", "chunk_count", "token_count", "collection", "size", "source",
                     "created_at")
     list_filter = ("status", "collection")
@@ -128,18 +120,24 @@ class DocumentAdmin(CompanyScopedAdmin):
             def __init__(self, *args, **kw):
                 super().__init__(*args, company=company, **kw)
 
-        return Form
+        return with_save_refusal(request, Form)
 
     def save_form(self, request, form, change):
+        """Adding: ``documents_add`` (the API's service) with a message per item. When every item is refused
+        the form is shown again with each refusal (``SaveRefused``); nothing was stored."""
         if change:
             return super().save_form(request, form, change)
-        for document in form.added:
+        result = documents_add(company=form.company, items=form.items(), collection=form.cleaned_data.get("collection"))
+        refusals = [f"{o.name}: {o.error.message} ({o.error.code})" for o in result.failed]
+        if result.all_failed:
+            raise SaveRefused(refusals)
+        for document in result.created:
             messages.success(request, f"Added “{document.title}”: it is being indexed.")
-        for document in form.duplicates:
+        for document in result.duplicates:
             messages.info(request, f"“{document.title}” has the same content as a stored document; not added again.")
-        for error in form.item_errors:
-            messages.error(request, f"Not added: {error}")
-        return (form.added or form.duplicates)[0]
+        for refusal in refusals:
+            messages.error(request, f"Not added: {refusal}")
+        return (result.created or result.duplicates)[0]
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from rag.models import KnowledgeBase
+from saas_bot.admin_save import RefusalShownAdmin, SaveRefused, with_save_refusal
 from saas_bot.errors import ServiceError
 from tenants.admin_scoping import CompanyScopedAdmin
 
@@ -33,13 +34,16 @@ class KnowledgeBaseForm(forms.ModelForm):
 
 
 @admin.register(KnowledgeBase)
-class KnowledgeBaseAdmin(CompanyScopedAdmin):
+class KnowledgeBaseAdmin(RefusalShownAdmin, CompanyScopedAdmin):
     form = KnowledgeBaseForm
     list_display = ("__str__", "embedding_model", "switch_status")
     readonly_fields = ("switch_status",)
 
     def get_fields(self, request, obj=None):
         return ["embedding_model", "switch_status"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        return with_save_refusal(request, super().get_form(request, obj, change=change, **kwargs))
 
     def has_add_permission(self, request):
         return False  # every company has one, created with the company
@@ -62,9 +66,8 @@ class KnowledgeBaseAdmin(CompanyScopedAdmin):
         current = KnowledgeBase.objects.get(pk=obj.pk)
         try:
             kb = knowledge_base_model_set(company=current.company, model=chosen)
-        except ServiceError as exc:
-            messages.error(request, exc.message)
-            return
+        except ServiceError as exc:  # shown beside the model, nothing changed
+            raise SaveRefused.of(exc, field="embedding_model") from None
         if kb.next_embedding_model:
             messages.info(request, f"Switching to {chosen}: {kb.switch_total:,} chunks are re-embedded in the "
                                    "background; answers use the current model until it is done.")

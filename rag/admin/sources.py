@@ -9,6 +9,7 @@ from django.utils.html import format_html, format_html_join
 from rag import sources
 from rag.models import Source, SyncRun
 from rag.sources import SOURCE_FIELDS
+from saas_bot.admin_save import RefusalShownAdmin, SaveRefused, with_save_refusal
 from saas_bot.errors import ServiceError
 from tenants.access import current_company, is_platform_staff
 from tenants.admin_scoping import CompanyScopedAdmin
@@ -61,7 +62,7 @@ class SyncRunInline(admin.TabularInline):
 
 
 @admin.register(Source)
-class SourceAdmin(CompanyScopedAdmin):
+class SourceAdmin(RefusalShownAdmin, CompanyScopedAdmin):
     """Websites, sitemaps and single URLs kept in sync (docs/knowledge-base.md); runs are listed below."""
 
     form = SourceForm
@@ -75,6 +76,9 @@ class SourceAdmin(CompanyScopedAdmin):
     def get_fields(self, request, obj=None):
         fields = [*SOURCE_FIELDS] + (["sync_now"] if obj is None else ["last_run", "last_synced_at"])
         return (["company"] if is_platform_staff(request.user) and obj is None else []) + fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        return with_save_refusal(request, super().get_form(request, obj, change=change, **kwargs))
 
     def get_inlines(self, request, obj):
         return [SyncRunInline] if obj is not None else []
@@ -125,8 +129,8 @@ class SourceAdmin(CompanyScopedAdmin):
                 obj.pk, obj.id, obj.company = created.pk, created.id, company
                 if form.cleaned_data.get("sync_now"):
                     messages.info(request, f"“{created}” is being synced; its runs are listed on its page.")
-        except ServiceError as exc:
-            messages.error(request, f"{exc.message} ({exc.code})")
+        except ServiceError as exc:  # e.g. another company's collection: shown on the form, nothing saved
+            raise SaveRefused([f"{exc.message} ({exc.code})"]) from None
 
     def save_related(self, request, form, formsets, change):
         pass  # no many-to-many fields; the runs inline is read-only

@@ -1,7 +1,5 @@
 """Document URL fetching: malformed URLs, every non-global address form, rebinding, redirects, pinning."""
 import functools
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -10,6 +8,7 @@ from rag import fetching
 from rag.models import Document
 from rag.services import document_add_url
 from saas_bot.errors import ValidationFailed
+from saas_bot.testing.local_http import FixedTextService
 
 PUBLIC = "93.184.215.14"  # a global address; never connected to (the far end is a MockTransport there)
 
@@ -119,31 +118,13 @@ def test_https_keeps_the_name_for_tls():
 def test_a_real_connection_goes_to_the_resolved_address(tmp_path):
     """A name no DNS knows, resolved by our resolver to a local server: the fetch reaches that server
     with the name in the Host header (the connection is made to the checked address, not re-resolved)."""
-    hosts = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            hosts.append(self.headers["Host"])
-            body = b"Refunds take five days."
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
-    try:
+    with FixedTextService(b"Refunds take five days.") as server:
+        port = server.port
         fetched = fetching.url_fetch(f"http://kb.invalid:{port}/refunds.txt", max_bytes=100, timeout=5,
                                      resolver=lambda host, p: ["127.0.0.1"], allow_private=True)
         with pytest.raises(fetching.ContentTooLarge):
             fetching.url_fetch(f"http://kb.invalid:{port}/refunds.txt", max_bytes=10, timeout=5,
                                resolver=functools.partial(lambda host, p: ["127.0.0.1"]), allow_private=True)
-    finally:
-        server.shutdown()
+    hosts = [r["headers"]["Host"] for r in server.requests]
     assert fetched.body == b"Refunds take five days."
     assert hosts[0] == f"kb.invalid:{port}"

@@ -58,7 +58,9 @@ def test_reindex_replaces_chunks_and_delete_removes_them(company):
     (doc,) = ingest_folder_one(company, "sharing-links.md")
     count = Chunk.objects.filter(document=doc).count()
     documents_ingest(company=company, documents=[doc])
-    assert Chunk.objects.filter(document=doc).count() == count
+    # The new revision is live; the old one is kept (not live) for rollback (rag/versions.py).
+    assert Chunk.objects.filter(document=doc, live=True).count() == count
+    assert Chunk.objects.filter(document=doc, live=False).count() == count
     assert CorpusStat.objects.get(company=company).chunk_count == count
     document_delete(company=company, document_id=doc.id)
     assert not Chunk.objects.exists() and CorpusStat.objects.get(company=company).chunk_count == 0

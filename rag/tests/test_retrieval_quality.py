@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from rag.models import Document
 from rag.relevance import is_answerable
 from rag.retrieval import RetrievedChunk, chunk_search, dense_search, lexical_search, query_terms
-from rag.services import _document_write_chunks
+from rag.services import _document_write_chunks, _versions_after_ingest
 from rag.splitting import ChunkDraft
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +42,7 @@ def _write(company, texts: list[str], vectors: np.ndarray, *, name: str = "doc.m
         drafts = [ChunkDraft(text=t, section="", page=None, token_count=len(t.split())) for t in part]
         _document_write_chunks(company=company, document=document, title="", drafts=drafts,
                                vectors=[list(map(float, v)) for v in vectors[start:start + per_doc]])
+        _versions_after_ingest(company=company, documents=[document])  # a version makes them live
         ids += list(document.chunks.order_by("ordinal").values_list("id", flat=True))
     return ids
 

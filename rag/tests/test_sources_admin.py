@@ -56,3 +56,19 @@ def test_a_bad_source_keeps_the_form_with_the_error(owner_client, company):
         "schedule": "manual", "change_alert_percent": 20, "runs-TOTAL_FORMS": 0, "runs-INITIAL_FORMS": 0})
     assert response.status_code == 200 and "(source_max_pages_invalid)" in response.content.decode()
     assert not Source.objects.exists()
+
+
+def test_a_refused_save_is_shown_on_the_form_not_as_added(admin_client, company, make_company):
+    """Staff choose the company; a collection of another company is refused by source_create in the save: the
+    form is shown again with the code, nothing is stored, no "added successfully"."""
+    from rag.models import Collection
+
+    theirs = Collection.objects.create(company=make_company("other"), name="Theirs")
+    form = {"company": company.pk, "name": "Help", "kind": "website", "url": "https://help.example.com/",
+            "include_patterns": "", "exclude_patterns": "", "max_pages": 50, "max_depth": 2, "schedule": "manual",
+            "collection": theirs.pk, "change_alert_percent": 20, "runs-TOTAL_FORMS": 0, "runs-INITIAL_FORMS": 0}
+    response = admin_client.post("/admin/rag/source/add/", form)
+    page = response.content.decode()
+    assert response.status_code == 200 and "Collection not found. (collection_not_found)" in page
+    assert "added successfully" not in page and 'value="Help"' in page
+    assert not Source.objects.exists()

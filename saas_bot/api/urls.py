@@ -14,6 +14,8 @@ router.register("sources", views.SourceViewSet, basename="source")
 router.register("sync-runs", views.SyncRunViewSet, basename="sync-run")
 router.register("conversations", views.ConversationViewSet, basename="conversation")
 router.register("messages", views.MessageViewSet, basename="message")
+router.register("versions", views.VersionViewSet, basename="version")
+router.register("golden-questions", views.GoldenQuestionViewSet, basename="golden-question")
 
 v1 = [
     *router.urls,

@@ -1,6 +1,7 @@
 """A local HTTP server in a background thread: the shared lifecycle of the test doubles
-(``saas_bot.testing.telegram_emulator.TelegramEmulator``, ``saas_bot.testing.llm_stub.OpenAIStub``). No Django here: the
-doubles also run as stand-alone processes.
+(``saas_bot.testing.telegram_emulator.TelegramEmulator``, ``saas_bot.testing.llm_stub.OpenAIStub``,
+``saas_bot.testing.local_site.LocalSite``), and ``FixedTextService``, a server answering every GET with one
+text (what a test or probe fetches). No Django here: the doubles also run as stand-alone processes.
 """
 from __future__ import annotations
 
@@ -84,3 +85,34 @@ class LocalHTTPService:
         if self._server is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
         return int(self._server.server_address[1])
+
+
+class _FixedTextHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        service = self.server.service
+        service.requests.append({"path": self.path, "headers": dict(self.headers.items())})
+        self.send_response(200)
+        self.send_header("Content-Type", service.content_type)
+        self.send_header("Content-Length", str(len(service.body)))
+        self.end_headers()
+        self.wfile.write(service.body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+class FixedTextService(LocalHTTPService):
+    """Answers every GET with ``body`` (200, ``content_type``) and records each request in ``requests``
+    (``{"path", "headers"}``, in arrival order).
+
+    Usage: ``with FixedTextService(b"Refunds take five days.") as server: ... server.port ...``.
+    """
+
+    handler_class = _FixedTextHandler
+    thread_name = "fixed-text-http"
+
+    def __init__(self, body: bytes, *, content_type: str = "text/plain", host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        super().__init__(host, port)
+        self.body, self.content_type = body, content_type
+        self.requests: list[dict[str, Any]] = []

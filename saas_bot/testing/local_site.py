@@ -25,7 +25,9 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from saas_bot.testing.local_http import LocalHTTPService
 
 WORDS = ("account admin answer billing browser cache card change chat checkout colour company contact "
          "customer dashboard data delete device download email export feature file filter folder group help "
@@ -71,7 +73,40 @@ class Page:
         return email.utils.formatdate(self.modified, usegmt=True)
 
 
-class LocalSite:
+class _SiteHandler(BaseHTTPRequestHandler):
+    """GETs of the site: counted (requests, user agents, bytes sent) and answered by ``LocalSite.respond``."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        site = self.server.site
+        with site._lock:
+            site.requests[self.path] = site.requests.get(self.path, 0) + 1
+            site.user_agents.add(self.headers.get("User-Agent", ""))
+        status, headers, body = site.respond(self.path, self.headers)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            if body:
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            self.close_connection = True
+            return
+        with site._lock:
+            site.bytes_sent += self._header_bytes + len(body)
+
+    def flush_headers(self):
+        self._header_bytes = sum(len(chunk) for chunk in getattr(self, "_headers_buffer", []))
+        super().flush_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class LocalSite(LocalHTTPService):
     """The generated site and its HTTP server on 127.0.0.1 (``start()`` / ``stop()``, or ``with``).
 
     Args:
@@ -82,8 +117,13 @@ class LocalSite:
         slow_seconds: how long ``/slow.html`` waits before answering.
     """
 
+    handler_class = _SiteHandler
+    server_attribute = "site"
+    thread_name = "local-site"
+
     def __init__(self, *, sections: int = 2, pages_per_section: int = 3, paragraphs: int = 4, seed: int = 17,
                  port: int = 0, slow_seconds: float = 3.0) -> None:
+        super().__init__("127.0.0.1", port)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.paragraph_count = paragraphs
@@ -96,8 +136,6 @@ class LocalSite:
         self.bytes_sent = 0
         self.requests: dict[str, int] = {}
         self.user_agents: set[str] = set()
-        self._port = port
-        self._server: ThreadingHTTPServer | None = None
 
     # --- the fixtures --------------------------------------------------------------------------------
     def add(self, path: str) -> Page:
@@ -232,61 +270,13 @@ class LocalSite:
             return 304, {"ETag": etag}, b""
         return 200, {"Content-Type": "text/html; charset=utf-8", "ETag": etag}, body
 
-    # --- the server ----------------------------------------------------------------------------------
+    # --- the server (saas_bot.testing.local_http: start, stop, port, context manager) -------------------
     @property
     def port(self) -> int:
-        return self._server.server_address[1] if self._server else self._port
-
-    def start(self) -> "LocalSite":
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):  # noqa: N802 - http.server's name
-                with site._lock:
-                    site.requests[self.path] = site.requests.get(self.path, 0) + 1
-                    site.user_agents.add(self.headers.get("User-Agent", ""))
-                status, headers, body = site.respond(self.path, self.headers)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    if body:
-                        self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
-                    self.close_connection = True
-                    return
-                with site._lock:
-                    site.bytes_sent += self._header_bytes + len(body)
-
-            def flush_headers(self):
-                self._header_bytes = sum(len(chunk) for chunk in getattr(self, "_headers_buffer", []))
-                super().flush_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="local-site").start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        """The bound port once started; before, the port asked for (0 = any free one)."""
+        return self._requested_port if self._server is None else super().port
 
     def reset_counters(self) -> None:
         with self._lock:
             self.bytes_sent = 0
             self.requests = {}
-
-    def __enter__(self) -> "LocalSite":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -195,6 +195,21 @@ def switch_broker(url: str) -> None:
     app.amqp._producer_pool = None
 
 
+def processes_stop(processes: list, *, grace_seconds: float = 20) -> None:
+    """Stop the child processes (``subprocess.Popen``) a fixture started, in order: SIGTERM to each one still
+    running (a Celery worker finishes its task, gunicorn its requests), SIGKILL if it has not exited within
+    ``grace_seconds``."""
+    import subprocess
+
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 class PrivateRedis:
     """A redis-server of our own on a free port, which a test may stop and start again."""
 
@@ -285,13 +300,7 @@ def celery_workers(settings):
     yield start
     app.conf.task_always_eager = old[1]
     switch_broker(old[0])
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    processes_stop(processes)
 
 
 @pytest.fixture
@@ -339,13 +348,7 @@ def web_servers(settings):
         raise RuntimeError("gunicorn did not answer /healthz with 200 within 240 s")
 
     yield start
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    processes_stop(processes)
 
 
 @pytest.fixture(autouse=True)

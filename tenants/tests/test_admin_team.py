@@ -108,3 +108,25 @@ def test_staff_create_a_company_with_the_service_rules(admin_client):
     response = admin_client.post("/admin/tenants/company/add/", {"name": "Umbrella", "slug": "umbrella"})
     assert response.status_code == 302
     assert Company.objects.get(slug="umbrella").is_active is False  # unchecked box: created suspended
+
+
+def test_the_team_and_company_forms_validate_without_writing(company):
+    """clean() stores nothing and sends nothing; the admins' saves call the services (issue 12)."""
+    from tenants.admin import CompanyForm, InvitationForm, MembershipForm
+    from tenants.models import Company
+
+    assert CompanyForm(data={"name": "Umbrella", "slug": "umbrella", "is_active": "on"}).is_valid()
+    assert not Company.objects.filter(slug="umbrella").exists()
+    assert InvitationForm(data={"email": "new@example.com", "role": "viewer"}).is_valid()
+    assert not Invitation.objects.exists() and mail.outbox == []
+    owner = Membership.objects.get(user=_member(company, "owner@acme.test", Membership.Role.OWNER))
+    assert MembershipForm(data={"role": "viewer"}, instance=owner).is_valid()
+    assert Membership.objects.get(pk=owner.pk).role == "owner"
+
+
+def test_inviting_a_member_is_refused_on_the_form(client, company, django_capture_on_commit_callbacks):
+    client.force_login(_member(company, "owner@acme.test", Membership.Role.OWNER))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/tenants/invitation/add/", {"email": "owner@acme.test", "role": "viewer"})
+    assert response.status_code == 200 and "(invitation_already_member)" in response.content.decode()
+    assert not Invitation.objects.exists() and mail.outbox == []

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 from bots.models import Conversation, Message
 from bots.lifecycle import bot_connect
-from rag.models import Collection, Source, SyncRun
+from rag.models import Collection, GoldenQuestion, KnowledgeBaseVersion, Source, SyncRun
 from rag.services import document_add_text
 from saas_bot.api.models import ApiKey
 from saas_bot.testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN
@@ -47,11 +47,14 @@ def contract(live_server, transactional_db, make_company, telegram, settings):
     run = SyncRun.objects.create(company=company, source=source, status=SyncRun.Status.SUCCEEDED, added=1,
                                  failures=[{"url": "http://127.0.0.1:9/x", "code": "document_url_unreachable",
                                             "message": "timed out"}])
+    golden = GoldenQuestion.objects.create(company=company, question="How long do refunds take?",
+                                           answer_contains=["five days"])
+    version = KnowledgeBaseVersion.objects.filter(company=company).first()
     _, key = ApiKey.objects.create_key(name="contract", company=company)
     return {"headers": {"Authorization": f"Api-Key {key}"},
             "ids": {"bots": bot.id, "documents": document.id, "conversations": conversation.id,
                     "messages": message.id, "collections": collection.id, "sources": source.id,
-                    "sync-runs": run.id}}
+                    "sync-runs": run.id, "versions": version.id, "golden-questions": golden.id}}
 
 
 def test_api_conforms_to_its_schema(live_server, contract):

@@ -161,3 +161,18 @@ def test_more_files_than_allowed_are_refused_and_nothing_is_stored(company, api,
     assert response.status_code == 400 and response.json()["error"]["code"] == "validation_failed"
     assert "At most 3 files" in str(response.json()["error"]["detail"])
     assert not Document.objects.exists()
+
+
+def test_the_admin_and_the_api_add_through_the_same_service(owner_client, api, company):
+    """Same input, same service (rag.document_batch): the API's error and the admin's form error carry the same
+    code and message, and neither stores anything."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.utils.html import escape
+
+    api_body = api.post("/api/v1/documents", {"files": [SimpleUploadedFile("setup.exe", b"MZ\x90\x00")]},
+                        format="multipart").json()["error"]
+    admin = owner_client.post("/admin/rag/document/add/", {"files": [SimpleUploadedFile("setup.exe", b"MZ\x90\x00")]})
+    assert api_body["code"] == "document_unsupported_type"
+    assert admin.status_code == 200  # the add form again, with the refusal
+    assert escape(f"setup.exe: {api_body['message']} (document_unsupported_type)") in admin.content.decode()
+    assert not Document.objects.exists()

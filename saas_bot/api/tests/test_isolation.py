@@ -15,7 +15,7 @@ from drf_spectacular.generators import SchemaGenerator
 from billing.models import UsageEvent
 from bots.models import Bot, Conversation, Message
 from bots.lifecycle import bot_connect
-from rag.models import Collection, Document, Source, SyncRun
+from rag.models import Collection, Document, GoldenQuestion, KnowledgeBaseVersion, Source, SyncRun
 from rag.services import document_add_text
 from saas_bot.api.models import ApiKey
 
@@ -54,9 +54,11 @@ def beta(make_company, telegram):
     source = Source.objects.create(company=company, name=f"{MARK} source", url=f"https://{MARK}.example/")
     run = SyncRun.objects.create(company=company, source=source, error=MARK,
                                  failures=[{"url": f"https://{MARK}.example/x", "code": "c", "message": MARK}])
+    golden = GoldenQuestion.objects.create(company=company, question=f"{MARK} golden?", must_refuse=True)
+    version = KnowledgeBaseVersion.objects.get(company=company)  # made by the document's upload
     return {"company": company, "bots": bot, "documents": document, "conversations": conversation,
             "messages": message, "collection": collection, "collections": collection, "sources": source,
-            "sync-runs": run, "source": source}
+            "sync-runs": run, "source": source, "versions": version, "golden-questions": golden}
 
 
 def _snapshot(beta) -> str:
@@ -65,7 +67,9 @@ def _snapshot(beta) -> str:
             Message.objects.filter(company=beta["company"]).values(), Collection.objects.filter(
                 company=beta["company"]).values(), UsageEvent.objects.filter(company=beta["company"]).values(),
             Source.objects.filter(company=beta["company"]).values(),
-            SyncRun.objects.filter(company=beta["company"]).values()]
+            SyncRun.objects.filter(company=beta["company"]).values(),
+            KnowledgeBaseVersion.objects.filter(company=beta["company"]).values(),
+            GoldenQuestion.objects.filter(company=beta["company"]).values()]
     return json.dumps([sorted(map(str, r)) for r in rows])
 
 

@@ -10,14 +10,14 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from rag import services as document_services
+from rag.document_batch import DocumentItem, documents_add
 from rag.models import Collection, Document
 from saas_bot.api import serializers as s
-from saas_bot.api.exceptions import error_body
+from saas_bot.api.exceptions import STATUS_BY_CODE, error_body
 from saas_bot.api.filters import DocumentFilter
 from saas_bot.api.idempotency import idempotent
 from saas_bot.api.parsers import SafeJSONParser
 from saas_bot.api.views.base import IDEMPOTENCY_PARAM, READ_ERRORS, WRITE_ERRORS, CompanyViewSet, schema_error
-from saas_bot.errors import ServiceError
 
 
 @extend_schema_view(
@@ -61,19 +61,15 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyV
                                  value={"url": "https://example.com/help/refunds.html"})])
     @idempotent
     def create(self, request, *args, **kwargs):
+        """Several files (multipart), or one URL or text (JSON), added by ``rag.document_batch.documents_add``:
+        201 when one was created, 200 when all were duplicates, the first refusal's error when all failed."""
         context = self.get_serializer_context()
         if request.content_type.startswith("application/json"):
             serializer = s.DocumentCreateSerializer(data=request.data, context=context)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            if "url" in data:
-                jobs = [(data["url"], lambda: document_services.document_add_url(
-                    company=self.company, url=data["url"], title=data.get("title") or None,
-                    collection=data.get("collection")))]
-            else:
-                jobs = [(data.get("title", ""), lambda: document_services.document_add_text(
-                    company=self.company, title=data.get("title", ""), text=data["text"],
-                    collection=data.get("collection")))]
+            items = [DocumentItem.from_url(data["url"], title=data.get("title")) if "url" in data
+                     else DocumentItem.from_text(data.get("title", ""), data["text"])]
         else:
             serializer = s.DocumentUploadSerializer(data={"files": request.FILES.getlist("files"),
                                                           **({"collection": request.data["collection"]}
@@ -81,36 +77,22 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyV
                                                     context=context)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            jobs = [(upload.name, self._upload_job(upload, data.get("collection"))) for upload in data["files"]]
-        results, first_error = [], None
-        for name, job in jobs:
-            try:
-                document, created = job()
-            except ServiceError as exc:
-                first_error = first_error or exc
-                results.append({"name": name, "outcome": "failed", "document": None,
-                                "error": {"code": exc.code, "message": exc.message, "detail": exc.detail}})
-                continue
-            results.append({"name": name, "outcome": "created" if created else "duplicate",
-                            "document": s.DocumentSerializer(document).data, "error": None})
-        if first_error is not None and all(r["outcome"] == "failed" for r in results):
-            from saas_bot.api.exceptions import STATUS_BY_CODE
-
+            items = [DocumentItem.from_file(upload.name, upload) for upload in data["files"]]
+        batch = documents_add(company=self.company, items=items, collection=data.get("collection"))
+        results = [{"name": o.name, "outcome": o.outcome,
+                    "document": s.DocumentSerializer(o.document).data if o.document is not None else None,
+                    "error": {"code": o.error.code, "message": o.error.message, "detail": o.error.detail}
+                    if o.error is not None else None} for o in batch.outcomes]
+        first_error = batch.first_error
+        if first_error is not None and batch.all_failed:
             return Response(error_body(first_error.code, first_error.message, {"results": results}),
                             status=STATUS_BY_CODE.get(first_error.code, first_error.status))
-        created_any = any(r["outcome"] == "created" for r in results)
-        return Response({"results": results}, status=status.HTTP_201_CREATED if created_any else status.HTTP_200_OK)
+        return Response({"results": results},
+                        status=status.HTTP_201_CREATED if batch.created else status.HTTP_200_OK)
 
     def max_body_bytes(self) -> int:
         """Uploads (``POST /documents``) may be up to ``API_UPLOAD_MAX_BYTES``."""
         return settings.API_UPLOAD_MAX_BYTES if self.action == "create" else super().max_body_bytes()
-
-    def _upload_job(self, upload, collection):
-        def run():
-            data = upload.read()
-            return document_services.document_add(company=self.company, file_name=upload.name or "document",
-                                                  data=data, collection=collection)
-        return run
 
     def destroy(self, request, *args, **kwargs):
         document_services.document_delete(company=self.company, document_id=self.get_object().id)

@@ -1,0 +1,489 @@
+"""Knowledge-base versions and golden questions (issue 17, items 3-4; docs/knowledge-base.md "Versions").
+
+A *revision* is one indexing of a document: ``documents_ingest`` writes a document's chunks under a new
+revision number (``Chunk.revision``, the document's ``revision`` counter) beside its older ones, *not
+live* (``Chunk.live = false``, and its BM25 postings kept under the negated company id, so the lexical
+leg, the vocabulary and the typo check never see them). A *version* (``KnowledgeBaseVersion``) is one
+batch of document changes (rag/services.py ``DocumentChangeBatch``: an upload, a replace, a delete, a sync
+run) and, once built, the map ``{document id: revision}`` that answers in it.
+
+Life of a version:
+
+1. ``version_record_batch`` (called by rag/services.py in the transaction that makes the batch) creates
+   it *building*, with what changed.
+2. ``versions_advance`` (after every ingestion, and right after recording) builds every building
+   version whose added/changed documents are all indexed (ready or failed): its revisions are the live
+   version's with its own changes applied (a removed document out; an added or changed one at its newest
+   indexed revision; a failed one keeps its live revision).
+3. With golden questions, the candidate is checked (``golden_check``): each question is answered
+   against the candidate's chunks inside a transaction that is rolled back, and against the live
+   version, and scored by rag.answer_evaluation. It goes live when it passes the company's threshold
+   (``KnowledgeBase.golden_threshold``; empty: no question that passed on the live version fails),
+   otherwise it is *held* with the results. Without golden questions it goes live at once.
+4. Going live (``_switch``) is one transaction under the knowledge-base row's ``FOR UPDATE`` lock:
+   the chunks of revisions leaving are marked not live, those entering live, BM25 statistics adjusted,
+   ``KnowledgeBase.live_version`` set. Every search reads the embedding model under ``FOR SHARE`` of
+   that row in its own statement first (rag/retrieval.py ``chunk_search``) and keeps the lock until it
+   is done, so a search sees the chunks of exactly one version.
+5. Chunks of revisions that no version worth keeping references are deleted after a switch: kept are
+   the live version's, held and building versions' (and each document's newest revision), and those of
+   the last ``RAG_VERSIONS_KEPT`` versions that were live (rollback targets).
+
+A delete removes the document row and its chunks at once (its revisions cannot be kept without the
+row): a removal is live when it is made, and a rollback cannot bring a deleted document back.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from rag.models import Document, GoldenQuestion, KnowledgeBase, KnowledgeBaseVersion
+from saas_bot.errors import NotFound, ValidationFailed
+
+logger = logging.getLogger("saas_bot.rag")
+
+_LOCK_CLASS = 17017  # pg_advisory_xact_lock(class, company id): one version step at a time per company
+Status = KnowledgeBaseVersion.Status
+
+
+def _company_lock(company_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, int(company_id)])
+
+
+def _kb_row(company_id: int) -> None:
+    """Make sure the company's KnowledgeBase row exists (searches lock it; a switch needs it there)."""
+    from rag.embeddings import default_model
+
+    KnowledgeBase.objects.get_or_create(company_id=company_id, defaults={"embedding_model": default_model()})
+
+
+# -- recording -----------------------------------------------------------------------------------------
+
+def version_record_batch(batch) -> KnowledgeBaseVersion | None:
+    """Create the building version of a ``rag.services.DocumentChangeBatch`` and try to build it.
+
+    Called by rag/services.py where the batch is made (inside its transaction, if any). Returns the
+    version, or None for an empty batch.
+    """
+    if not batch.changes:
+        return None
+    titles = dict(Document.objects.filter(id__in=[c.document_id for c in batch.changes]).values_list("id", "title"))
+    changes, seen = [], set()
+    for change in batch.changes:
+        key = (change.action, change.document_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        changes.append({"action": change.action, "document_id": change.document_id,
+                        "title": titles.get(change.document_id, "")})
+    with transaction.atomic():
+        _kb_row(batch.company_id)
+        _company_lock(batch.company_id)
+        last = (KnowledgeBaseVersion.objects.filter(company_id=batch.company_id)
+                .order_by("-number").values_list("number", flat=True).first()) or 0
+        version = KnowledgeBaseVersion.objects.create(
+            company_id=batch.company_id, number=last + 1, origin=batch.origin[:20], origin_id=batch.origin_id,
+            changes=changes, added=sum(c["action"] == "added" for c in changes),
+            changed=sum(c["action"] == "changed" for c in changes),
+            removed=sum(c["action"] == "removed" for c in changes))
+    versions_advance(batch.company_id)
+    version.refresh_from_db()
+    return version
+
+
+# -- building ------------------------------------------------------------------------------------------
+
+def _live_revisions(company_id: int) -> dict[int, int]:
+    """{document id: revision} of the chunks live now (the live version's, or the state before versions)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT document_id, revision FROM rag_chunk WHERE company_id = %s AND live",
+                       [company_id])
+        return {int(d): int(r) for d, r in cursor.fetchall()}
+
+
+def _candidate(company_id: int, changes: list[dict]) -> dict[int, int]:
+    """The live revisions with ``changes`` applied (see the module docstring, step 2)."""
+    revisions = _live_revisions(company_id)
+    ids = [c["document_id"] for c in changes]
+    documents = {d.id: d for d in Document.objects.filter(company_id=company_id, id__in=ids)}
+    for change in changes:
+        document = documents.get(change["document_id"])
+        if change["action"] == "removed" or document is None:
+            revisions.pop(change["document_id"], None)
+        elif document.status == Document.Status.READY and document.revision:
+            revisions[document.id] = document.revision
+    return revisions
+
+
+def _ready(version: KnowledgeBaseVersion) -> bool:
+    ids = [c["document_id"] for c in version.changes if c["action"] != "removed"]
+    return not Document.objects.filter(id__in=ids, status__in=[Document.Status.PENDING,
+                                                               Document.Status.PROCESSING]).exists()
+
+
+def versions_advance(company_id: int) -> list[KnowledgeBaseVersion]:
+    """Build every building version of the company whose documents are indexed (oldest first): check it
+    against the golden questions and make it live or hold it.
+
+    Returns:
+        The versions built by this call (live or held).
+    """
+    built = []
+    for version_id in list(KnowledgeBaseVersion.objects.filter(company_id=company_id, status=Status.BUILDING)
+                           .order_by("number").values_list("id", flat=True)):
+        with transaction.atomic():
+            _company_lock(company_id)
+            version = KnowledgeBaseVersion.objects.select_for_update().get(id=version_id)
+            if version.status != Status.BUILDING or not _ready(version):
+                continue
+            revisions = _candidate(company_id, version.changes)
+            version.revisions = {str(d): r for d, r in revisions.items()}
+            version.built_at = timezone.now()
+            questions = list(GoldenQuestion.objects.filter(company_id=company_id))
+            if questions:
+                try:
+                    report = golden_check(company_id=company_id, revisions=revisions, questions=questions)
+                except Exception as exc:  # a provider outage must not make a version live unchecked
+                    logger.exception("golden check of version %s of company %s failed", version.number,
+                                     company_id)
+                    report = GoldenReport(results=[], passed=0, total=len(questions), ok=False,
+                                          reason=f"The golden check could not run ({type(exc).__name__}: {exc}).")
+                version.golden_results = report.results
+                version.golden_passed, version.golden_total = report.passed, report.total
+                if not report.ok:
+                    version.status = Status.HELD
+                    version.note = report.reason
+                    version.save()
+                    logger.info("knowledge base version %s of company %s held: %s", version.number, company_id,
+                                report.reason)
+                    built.append(version)
+                    continue
+            version.save()
+            _switch(version, revisions)
+            built.append(version)
+    if built:
+        versions_cleanup(company_id)
+    return built
+
+
+# -- switching -----------------------------------------------------------------------------------------
+
+def _apply(company_id: int, revisions: dict[int, int]) -> tuple[int, int]:
+    """Make exactly ``revisions``' chunks live (in the caller's transaction). Returns (entered, left) chunks."""
+    docs, revs = list(revisions), [revisions[d] for d in revisions]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE rag_chunk c SET live = false
+            WHERE c.company_id = %s AND c.live AND NOT EXISTS (
+                SELECT 1 FROM unnest(%s::bigint[], %s::int[]) t(d, r) WHERE t.d = c.document_id AND t.r = c.revision)
+            RETURNING c.id, c.lexeme_count
+            """, [company_id, docs, revs])
+        left = cursor.fetchall()
+        cursor.execute(
+            """
+            UPDATE rag_chunk c SET live = true FROM unnest(%s::bigint[], %s::int[]) t(d, r)
+            WHERE c.company_id = %s AND c.document_id = t.d AND c.revision = t.r AND NOT c.live
+            RETURNING c.id, c.lexeme_count
+            """, [docs, revs, company_id])
+        entered = cursor.fetchall()
+        if left:
+            cursor.execute("UPDATE rag_chunkterm SET company_id = %s WHERE chunk_id = ANY(%s) AND company_id = %s",
+                           [-company_id, [r[0] for r in left], company_id])
+        if entered:
+            cursor.execute("UPDATE rag_chunkterm SET company_id = %s WHERE chunk_id = ANY(%s) AND company_id = %s",
+                           [company_id, [r[0] for r in entered], -company_id])
+        delta_n = len(entered) - len(left)
+        delta_len = sum(r[1] for r in entered) - sum(r[1] for r in left)
+        if delta_n or delta_len:
+            cursor.execute(
+                """
+                INSERT INTO rag_corpusstat (company_id, chunk_count, total_length) VALUES (%s, %s, %s)
+                ON CONFLICT (company_id) DO UPDATE SET
+                  chunk_count = rag_corpusstat.chunk_count + EXCLUDED.chunk_count,
+                  total_length = rag_corpusstat.total_length + EXCLUDED.total_length
+                """, [company_id, delta_n, delta_len])
+    return len(entered), len(left)
+
+
+def _switch(version: KnowledgeBaseVersion, revisions: dict[int, int]) -> None:
+    """Make ``version`` live with ``revisions``: one transaction under the knowledge-base row's FOR UPDATE."""
+    company_id = version.company_id
+    with transaction.atomic():
+        _kb_row(company_id)
+        kb = KnowledgeBase.objects.select_for_update().get(company_id=company_id)
+        entered, left = _apply(company_id, revisions)
+        now = timezone.now()
+        KnowledgeBaseVersion.objects.filter(company_id=company_id, status=Status.LIVE).exclude(
+            id=version.id).update(status=Status.RETIRED)
+        version.status, version.live_at = Status.LIVE, now
+        version.revisions = {str(d): r for d, r in revisions.items()}
+        version.save()
+        kb.live_version = version
+        kb.save(update_fields=["live_version", "updated_at"])
+    logger.info("knowledge base version %s of company %s live (%d chunks in, %d out)", version.number, company_id,
+                entered, left)
+
+
+def versions_cleanup(company_id: int, *, keep: int | None = None) -> int:
+    """Delete chunks of revisions no version worth keeping references (module docstring, step 5).
+
+    Args:
+        keep: how many of the versions that were live are kept for rollback (default ``RAG_VERSIONS_KEPT``).
+
+    Returns:
+        How many chunks were deleted.
+    """
+    keep = settings.RAG_VERSIONS_KEPT if keep is None else keep
+    kept = list(KnowledgeBaseVersion.objects.filter(company_id=company_id, status__in=[Status.HELD])
+                .values_list("revisions", flat=True))
+    kept += list(KnowledgeBaseVersion.objects.filter(company_id=company_id, status__in=[Status.LIVE, Status.RETIRED])
+                 .exclude(live_at=None).order_by("-live_at").values_list("revisions", flat=True)[:max(keep, 1)])
+    pairs = {(int(d), int(r)) for revisions in kept for d, r in (revisions or {}).items()}
+    with transaction.atomic(), connection.cursor() as cursor:
+        _company_lock(company_id)
+        cursor.execute(
+            """
+            DELETE FROM rag_chunk c USING rag_document d
+            WHERE c.company_id = %s AND NOT c.live AND d.id = c.document_id AND c.revision <> d.revision
+              AND NOT EXISTS (SELECT 1 FROM unnest(%s::bigint[], %s::int[]) t(d, r)
+                              WHERE t.d = c.document_id AND t.r = c.revision)
+            """, [company_id, [p[0] for p in pairs], [p[1] for p in pairs]])
+        return cursor.rowcount
+
+
+# -- golden questions ----------------------------------------------------------------------------------
+
+@dataclass
+class GoldenReport:
+    """The golden check of a candidate: ``results`` one dict per question (id, question, passed,
+    passed_live, refused, answer, sources, cited_expected, contains_expected); ``ok`` whether it may go
+    live and, if not, ``reason``."""
+
+    results: list[dict]
+    passed: int
+    total: int
+    ok: bool
+    reason: str
+
+
+def golden_passed(question: GoldenQuestion, result) -> bool:
+    """Whether an answer scored by ``rag.answer_evaluation.score_row`` passes ``question``: a must-refuse
+    question passes when refused; otherwise the answer must not be refused, cite one of ``expected`` (if
+    any) and contain one of ``answer_contains`` (if any)."""
+    if question.must_refuse:
+        return result.refused
+    if result.refused:
+        return False
+    return (not question.expected or result.cited_expected) and (
+        not question.answer_contains or result.contains_expected)
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _answer_all(company_id: int, questions: list[GoldenQuestion], revisions: dict[int, int] | None) -> list:
+    """Answer ``questions`` (rag.answer_evaluation.answers_evaluate) against ``revisions`` (None: the live
+    chunks), in a transaction that is rolled back: nothing the answers write stays, and other
+    connections never see the candidate's chunks."""
+    from rag.answer_evaluation import answers_evaluate
+    from tenants.models import Company
+
+    company = Company.objects.get(id=company_id)
+    box: list = []
+    try:
+        with transaction.atomic():
+            if revisions is not None:
+                _apply(company_id, revisions)
+            box.extend(answers_evaluate(company=company, rows=[q.as_row() for q in questions]))
+            raise _Rollback
+    except _Rollback:
+        pass
+    return box
+
+
+def golden_check(*, company_id: int, revisions: dict[int, int],
+                 questions: list[GoldenQuestion] | None = None) -> GoldenReport:
+    """Answer the company's golden questions against the candidate ``revisions`` and the live version,
+    and decide whether the candidate may go live (module docstring, step 3)."""
+    questions = questions if questions is not None else list(GoldenQuestion.objects.filter(company_id=company_id))
+    if not questions:
+        return GoldenReport(results=[], passed=0, total=0, ok=True, reason="")
+    live = _answer_all(company_id, questions, None)
+    new = _answer_all(company_id, questions, revisions)
+    results = []
+    for question, before, after in zip(questions, live, new):
+        results.append({"id": question.id, "question": question.question, "passed": golden_passed(question, after),
+                        "passed_live": golden_passed(question, before), "refused": after.refused,
+                        "answer": after.answer[:2000], "sources": [s.get("document") for s in after.sources],
+                        "cited_expected": after.cited_expected, "contains_expected": after.contains_expected})
+    passed = sum(r["passed"] for r in results)
+    threshold = KnowledgeBase.objects.filter(company_id=company_id).values_list("golden_threshold", flat=True).first()
+    if threshold is None:
+        regressions = [r for r in results if r["passed_live"] and not r["passed"]]
+        ok = not regressions
+        reason = "" if ok else (f"{len(regressions)} golden question(s) that pass on the live version fail: "
+                                + "; ".join(r["question"][:80] for r in regressions[:5]))
+    else:
+        ok = passed >= threshold * len(results) - 1e-9
+        reason = "" if ok else f"{passed} of {len(results)} golden questions pass; the threshold is {threshold:.0%}."
+    return GoldenReport(results=results, passed=passed, total=len(results), ok=ok, reason=reason)
+
+
+# -- admin actions -------------------------------------------------------------------------------------
+
+def version_get(*, company, version_id: int) -> KnowledgeBaseVersion:
+    """The company's version ``version_id``. Raises NotFound(code="version_not_found")."""
+    version = KnowledgeBaseVersion.objects.for_company(company).filter(id=version_id).first()
+    if version is None:
+        raise NotFound(code="version_not_found", message="Version not found.")
+    return version
+
+
+def version_rollback(*, company, version_id: int) -> KnowledgeBaseVersion:
+    """Make an earlier version live again at once, with exactly the revisions it had (no golden check).
+
+    Raises:
+        NotFound(code="version_not_found").
+        ValidationFailed(code="version_not_restorable"): it never went live, or its chunks were cleaned up
+            (more than ``RAG_VERSIONS_KEPT`` versions ago).
+    """
+    version = version_get(company=company, version_id=version_id)
+    if version.status == Status.LIVE:
+        return version
+    if version.status != Status.RETIRED or not version.revisions:
+        raise ValidationFailed(code="version_not_restorable",
+                               message=f"Version {version.number} was never live; force it instead.")
+    revisions = {int(d): int(r) for d, r in version.revisions.items()}
+    with transaction.atomic():
+        _company_lock(company.id)
+        existing = set(Document.objects.filter(company_id=company.id, id__in=list(revisions)).values_list("id", flat=True))
+        revisions = {d: r for d, r in revisions.items() if d in existing}  # deleted documents are gone for good
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM unnest(%s::bigint[], %s::int[]) t(d, r) WHERE NOT EXISTS "
+                "(SELECT 1 FROM rag_chunk c WHERE c.document_id = t.d AND c.revision = t.r)",
+                [list(revisions), list(revisions.values())])
+            missing = cursor.fetchone()[0]
+        if missing:
+            raise ValidationFailed(code="version_not_restorable",
+                                   message=f"Version {version.number}'s chunks were cleaned up "
+                                           f"(only the last {settings.RAG_VERSIONS_KEPT} live versions are kept).")
+        version.note = (version.note + "\n" if version.note else "") + f"rolled back to at {timezone.now():%Y-%m-%d %H:%M}"
+        _switch(version, revisions)
+    return version
+
+
+def version_force(*, company, version_id: int) -> KnowledgeBaseVersion:
+    """Make a held version live without the golden check (its changes applied to the live version now).
+
+    Raises:
+        NotFound(code="version_not_found"); ValidationFailed(code="version_not_held").
+    """
+    version = version_get(company=company, version_id=version_id)
+    if version.status != Status.HELD:
+        raise ValidationFailed(code="version_not_held", message=f"Version {version.number} is not held.")
+    with transaction.atomic():
+        _company_lock(company.id)
+        revisions = _candidate(company.id, version.changes)
+        version.note = (version.note + "\n" if version.note else "") + "forced live"
+        _switch(version, revisions)
+    versions_cleanup(company.id)
+    return version
+
+
+def version_discard(*, company, version_id: int) -> KnowledgeBaseVersion:
+    """Drop a held (or building) version: it never goes live; its new chunks are cleaned up.
+
+    Raises:
+        NotFound(code="version_not_found"); ValidationFailed(code="version_not_held").
+    """
+    version = version_get(company=company, version_id=version_id)
+    if version.status not in (Status.HELD, Status.BUILDING):
+        raise ValidationFailed(code="version_not_held", message=f"Version {version.number} is not held.")
+    with transaction.atomic():
+        _company_lock(company.id)
+        KnowledgeBaseVersion.objects.filter(id=version.id).update(
+            status=Status.DISCARDED, note=(version.note + "\n" if version.note else "") + "discarded")
+    versions_cleanup(company.id)
+    version.refresh_from_db()
+    return version
+
+
+def version_recheck(*, company, version_id: int) -> KnowledgeBaseVersion:
+    """Check a held version against the golden questions again (after they were fixed) and make it live
+    if it passes now.
+
+    Raises:
+        NotFound(code="version_not_found"); ValidationFailed(code="version_not_held").
+    """
+    version = version_get(company=company, version_id=version_id)
+    if version.status != Status.HELD:
+        raise ValidationFailed(code="version_not_held", message=f"Version {version.number} is not held.")
+    KnowledgeBaseVersion.objects.filter(id=version.id).update(status=Status.BUILDING)
+    versions_advance(company.id)
+    version.refresh_from_db()
+    return version
+
+
+def versions_compare(*, company, from_id: int, to_id: int) -> dict:
+    """Documents added, changed (another revision) and removed going from version ``from_id`` to ``to_id``.
+
+    Returns:
+        ``{"from": number, "to": number, "added": [{document_id, title}], "changed": [...], "removed": [...]}``.
+
+    Raises:
+        NotFound(code="version_not_found"); ValidationFailed(code="version_not_built"): one was never built.
+    """
+    a = version_get(company=company, version_id=from_id)
+    b = version_get(company=company, version_id=to_id)
+    if a.revisions is None or b.revisions is None:
+        raise ValidationFailed(code="version_not_built", message="Only built versions can be compared.")
+    ra = {int(d): r for d, r in a.revisions.items()}
+    rb = {int(d): r for d, r in b.revisions.items()}
+    titles = dict(Document.objects.filter(id__in=set(ra) | set(rb)).values_list("id", "title"))
+    known = {c["document_id"]: c.get("title", "") for v in (a, b) for c in v.changes}
+
+    def item(d: int) -> dict:
+        return {"document_id": d, "title": titles.get(d) or known.get(d, "")}
+
+    return {"from": a.number, "to": b.number,
+            "added": [item(d) for d in sorted(set(rb) - set(ra))],
+            "changed": [item(d) for d in sorted(set(ra) & set(rb)) if ra[d] != rb[d]],
+            "removed": [item(d) for d in sorted(set(ra) - set(rb))]}
+
+
+def golden_question_save(*, company, question: str, expected: list[str] | None = None,
+                         answer_contains: list[str] | None = None, must_refuse: bool = False,
+                         golden: GoldenQuestion | None = None) -> GoldenQuestion:
+    """Create (or update ``golden``) a golden question of ``company``.
+
+    Raises:
+        ValidationFailed(code="golden_question_invalid"): no question, or none of expected /
+            answer_contains / must_refuse, or must_refuse with expected or answer_contains.
+    """
+    question = (question or "").strip()
+    expected = [str(e).strip() for e in (expected or []) if str(e).strip()]
+    answer_contains = [str(a).strip() for a in (answer_contains or []) if str(a).strip()]
+    if not question:
+        raise ValidationFailed(code="golden_question_invalid", message="Write the question.")
+    if must_refuse and (expected or answer_contains):
+        raise ValidationFailed(code="golden_question_invalid",
+                               message="A must-refuse question has no expected documents or answer text.")
+    if not (must_refuse or expected or answer_contains):
+        raise ValidationFailed(code="golden_question_invalid",
+                               message="Say what a right answer is: expected documents, text it contains, "
+                                       "or that it must refuse.")
+    golden = golden or GoldenQuestion(company_id=company.id)
+    if golden.company_id != company.id:
+        raise NotFound(code="golden_question_not_found", message="Golden question not found.")
+    golden.question, golden.expected, golden.answer_contains = question[:2000], expected, answer_contains
+    golden.must_refuse = bool(must_refuse)
+    golden.save()
+    return golden

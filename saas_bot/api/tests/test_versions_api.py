@@ -1,0 +1,90 @@
+"""API v1 knowledge-base versions and golden questions: list, compare, rollback, hold/force/discard, CRUD."""
+from rag.models import GoldenQuestion, KnowledgeBase, KnowledgeBaseVersion
+from rag.services import document_add, document_replace_content, documents_ingest
+
+REFUNDS = "# Refunds\n\nRefunds are paid back within five working days to the card that paid.\n"
+
+
+def upload(company, text, document=None):
+    if document is None:
+        document, _ = document_add(company=company, file_name="refunds.md", data=text.encode(), schedule=False)
+    else:
+        document = document_replace_content(company=company, document_id=document.id, file_name="refunds.md",
+                                            data=text.encode(), schedule=False)
+    return documents_ingest(company=company, documents=[document])[0]
+
+
+def test_versions_list_compare_and_roll_back(api, company):
+    doc = upload(company, REFUNDS)
+    upload(company, REFUNDS.replace("five", "ten"), doc)
+    listed = api.get("/api/v1/versions").json()
+    assert [v["number"] for v in listed["results"]] == [2, 1]
+    v2, v1 = listed["results"]
+    assert v2["status"] == "live" and v1["status"] == "retired"
+    assert v2["changes"] == [{"action": "changed", "document_id": doc.id, "title": "Refunds"}]
+    diff = api.get(f"/api/v1/versions/{v1['id']}/compare", {"to": v2["id"]}).json()
+    assert diff == {"from": 1, "to": 2, "added": [], "removed": [],
+                    "changed": [{"document_id": doc.id, "title": "Refunds"}]}
+    assert api.get(f"/api/v1/versions/{v1['id']}/compare").status_code == 400
+    rolled = api.post(f"/api/v1/versions/{v1['id']}/rollback")
+    assert rolled.status_code == 200 and rolled.json()["status"] == "live"
+    assert KnowledgeBase.objects.get(company=company).live_version_id == v1["id"]
+    # Only held versions can be forced or discarded.
+    refused = api.post(f"/api/v1/versions/{v2['id']}/force")
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "version_not_held"
+
+
+def test_golden_questions_crud_and_a_held_version(api, company, demo_kb):
+    created = api.post("/api/v1/golden-questions", {"question": "what are your support hours?",
+                                                    "expected": ["contacting-support.html"],
+                                                    "answer_contains": ["08:00"]}, format="json")
+    assert created.status_code == 201, created.content
+    golden = created.json()
+    bad = api.post("/api/v1/golden-questions", {"question": "hi?"}, format="json")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "golden_question_invalid"
+    assert api.get("/api/v1/golden-questions").json()["count"] == 1
+
+    support = next(d for d in demo_kb if d.file_name == "contacting-support.html")
+    document_replace_content(company=company, document_id=support.id, file_name=support.file_name,
+                             data=b"<html><body><p>We use cookies. Accept all cookies.</p></body></html>",
+                             schedule=False)
+    documents_ingest(company=company, documents=[support.__class__.objects.get(id=support.id)])
+    held = api.get("/api/v1/versions").json()["results"][0]
+    assert held["status"] == "held" and held["golden_passed"] == 0 and held["golden_total"] == 1
+    assert held["golden_results"][0]["passed_live"] and not held["golden_results"][0]["passed"]
+    # The admin decides the banner is right after all: change the question, check again.
+    changed = api.patch(f"/api/v1/golden-questions/{golden['id']}", {"expected": [], "answer_contains": ["cookies"]},
+                        format="json")
+    assert changed.status_code == 200 and changed.json()["answer_contains"] == ["cookies"]
+    assert api.post(f"/api/v1/versions/{held['id']}/recheck").json()["status"] == "live"
+    assert api.delete(f"/api/v1/golden-questions/{golden['id']}").status_code == 204
+    assert not GoldenQuestion.objects.filter(company=company).exists()
+
+
+def test_discard_a_held_version(api, company, demo_kb):
+    GoldenQuestion.objects.create(company=company, question="what are your support hours?",
+                                  answer_contains=["08:00"])
+    support = next(d for d in demo_kb if d.file_name == "contacting-support.html")
+    document_replace_content(company=company, document_id=support.id, file_name=support.file_name,
+                             data=b"<html><body><p>We use cookies.</p></body></html>", schedule=False)
+    documents_ingest(company=company, documents=[support.__class__.objects.get(id=support.id)])
+    held = KnowledgeBaseVersion.objects.filter(company=company).first()
+    assert held.status == "held"
+    response = api.post(f"/api/v1/versions/{held.id}/discard")
+    assert response.status_code == 200 and response.json()["status"] == "discarded"
+
+
+def test_another_company_cannot_see_or_act_on_versions(api, company, make_company, make_key, key_client):
+    upload(company, REFUNDS)
+    version = KnowledgeBaseVersion.objects.get(company=company)
+    golden = GoldenQuestion.objects.create(company=company, question="q?", must_refuse=True)
+    other = key_client(make_key(make_company("other"))[1])
+    assert other.get("/api/v1/versions").json()["count"] == 0
+    assert other.get("/api/v1/golden-questions").json()["count"] == 0
+    for method, path in (("get", f"/api/v1/versions/{version.id}"), ("post", f"/api/v1/versions/{version.id}/rollback"),
+                         ("post", f"/api/v1/versions/{version.id}/discard"),
+                         ("get", f"/api/v1/versions/{version.id}/compare?to={version.id}"),
+                         ("get", f"/api/v1/golden-questions/{golden.id}"),
+                         ("delete", f"/api/v1/golden-questions/{golden.id}")):
+        assert getattr(other, method)(path).status_code == 404, path
+    assert GoldenQuestion.objects.filter(id=golden.id).exists()
