@@ -414,6 +414,8 @@ def explain(company, query: str, vector: list[float]) -> str:
             continue
         if not in_atomic:
             pending_sets = []
+        if not text.upper().startswith(("SELECT", "WITH")):  # SAVEPOINT / RELEASE of the nested atomic blocks
+            continue
         with transaction.atomic(), connection.cursor() as cursor:
             for statement in pending_sets:
                 cursor.execute(statement)

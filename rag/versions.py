@@ -175,23 +175,31 @@ def versions_advance(company_id: int) -> list[KnowledgeBaseVersion]:
 
 def _apply(company_id: int, revisions: dict[int, int]) -> tuple[int, int]:
     """Make exactly ``revisions``' chunks live (in the caller's transaction). Returns (entered, left) chunks."""
-    docs, revs = list(revisions), [revisions[d] for d in revisions]
     with connection.cursor() as cursor:
+        # Only the documents whose live revision differs are touched (the company_document index).
+        cursor.execute("SELECT document_id, array_agg(DISTINCT revision) FROM rag_chunk WHERE company_id = %s "
+                       "AND live GROUP BY document_id", [company_id])
+        current = {int(d): set(rs) for d, rs in cursor.fetchall()}
+        touched = [d for d in set(current) | set(revisions) if current.get(d, set()) != (
+            {revisions[d]} if d in revisions else set())]
+        if not touched:
+            return 0, 0
+        wanted = [d for d in touched if d in revisions]
         cursor.execute(
             """
-            UPDATE rag_chunk c SET live = false
-            WHERE c.company_id = %s AND c.live AND NOT EXISTS (
-                SELECT 1 FROM unnest(%s::bigint[], %s::int[]) t(d, r) WHERE t.d = c.document_id AND t.r = c.revision)
-            RETURNING c.id, c.lexeme_count
-            """, [company_id, docs, revs])
-        left = cursor.fetchall()
-        cursor.execute(
-            """
-            UPDATE rag_chunk c SET live = true FROM unnest(%s::bigint[], %s::int[]) t(d, r)
-            WHERE c.company_id = %s AND c.document_id = t.d AND c.revision = t.r AND NOT c.live
-            RETURNING c.id, c.lexeme_count
-            """, [docs, revs, company_id])
-        entered = cursor.fetchall()
+            UPDATE rag_chunk c SET live = (c.revision = t.r)
+            FROM unnest(%s::bigint[], %s::int[]) t(d, r)
+            WHERE c.company_id = %s AND c.document_id = t.d AND c.live <> (c.revision = t.r)
+            RETURNING c.id, c.lexeme_count, c.live
+            """, [wanted, [revisions[d] for d in wanted], company_id])
+        rows = cursor.fetchall()
+        gone = [d for d in touched if d not in revisions]
+        if gone:
+            cursor.execute("UPDATE rag_chunk SET live = false WHERE company_id = %s AND document_id = ANY(%s) "
+                           "AND live RETURNING id, lexeme_count, live", [company_id, gone])
+            rows += cursor.fetchall()
+        entered = [r for r in rows if r[2]]
+        left = [r for r in rows if not r[2]]
         if left:
             cursor.execute("UPDATE rag_chunkterm SET company_id = %s WHERE chunk_id = ANY(%s) AND company_id = %s",
                            [-company_id, [r[0] for r in left], company_id])

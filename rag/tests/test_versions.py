@@ -243,3 +243,50 @@ def test_no_search_sees_two_versions_while_the_live_version_flips(make_company):
             thread.join()
     assert flips >= 10 and searches[0] >= 20, (flips, searches)
     assert problems == [], problems[:5]
+
+
+def _write_page(site, path: str, sentences: list[str]) -> None:
+    """Give the local site's article at ``path`` this text (new ETag and Last-Modified, as ``change``)."""
+    page = site.pages[path]
+    page.paragraphs = [sentences]
+    page.version += 1
+    page.modified = time.time()
+
+
+def test_a_sync_run_is_held_by_a_golden_question_then_fixed_and_live(company, demo_kb, settings):
+    """The issue's flow on real HTTP: a site is synced, a page changes into a cookie banner, the run's
+    version is held and the bot goes on answering from the live one; the page is fixed, the next run's
+    version passes and goes live."""
+    from rag.sources import source_create, source_sync
+    from saas_bot.testing.local_site import LocalSite
+
+    settings.DOCUMENT_URL_ALLOW_PRIVATE = True
+    settings.SOURCE_HOST_RATE_PER_SECOND = 0
+    question = "how long does parcel delivery to Iceland take?"
+    article = ["Parcels to Iceland arrive within nine working days after dispatch.",
+               "Delivery to Iceland is tracked and insured for the full value of the parcel.",
+               "Customs duties for Iceland are paid by the receiver on delivery."]
+    with LocalSite(sections=1, pages_per_section=2) as site:
+        _write_page(site, "/docs/s0/p0.html", article)
+        source = source_create(company=company, name="Help", url=site.url("/"), max_depth=2)
+        first = source_sync(company=company, source_id=source.id)
+        assert first.status == "succeeded" and first.added >= 2
+        synced = KnowledgeBaseVersion.objects.get(company=company, origin="sync_run", origin_id=first.id)
+        assert synced.status == Status.LIVE and synced.added == first.added
+        page_doc = Document.objects.get(company=company, source_url=site.url("/docs/s0/p0.html"))
+        golden(company, question=question, expected=[page_doc.file_name], answer_contains=["working days"])
+
+        _write_page(site, "/docs/s0/p0.html", ["We use cookies to improve your experience on this site.",
+                                               "Accept all cookies or manage your cookie preferences."])
+        second = source_sync(company=company, source_id=source.id)
+        assert second.changed == 1
+        held = KnowledgeBaseVersion.objects.get(company=company, origin="sync_run", origin_id=second.id)
+        assert held.status == Status.HELD and live(company) == synced
+        assert [r["question"] for r in held.golden_results if not r["passed"]] == [question]
+        assert "nine working days" in top_text(company, question)
+
+        _write_page(site, "/docs/s0/p0.html", [article[0].replace("nine", "ten"), *article[1:]])
+        third = source_sync(company=company, source_id=source.id)
+        fixed = KnowledgeBaseVersion.objects.get(company=company, origin="sync_run", origin_id=third.id)
+        assert fixed.status == Status.LIVE and live(company) == fixed
+        assert "ten working days" in top_text(company, question)
