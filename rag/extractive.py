@@ -327,7 +327,7 @@ def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: in
             continue
         room = free - len(heading) - 3
         more = extract_answer(body, question_terms=question_terms, budget=room) if room > 80 else ""
-        if more and len(more) <= room:
+        if more and len(more) <= room and not more.rstrip().endswith(":"):  # not a bare label ("macOS:")
             heading_line = f"{heading}:" if heading and heading[-1] not in ".:?!" else heading
             text = text + "\n\n" + (heading_line + "\n" if heading_line else "") + more
             used.append(chunk_id)
