@@ -1,6 +1,7 @@
 """The end-to-end demo: a company's bot answering from its documents, over real HTTP.
 
-Steps (each printed): migrate; create company "acme" on plan "starter"; start the
+Steps (each printed): migrate; create the demo's own company "acme-demo" on plan "starter" (its
+knowledge base is replaced by the KB folder on each run, so it is never a company you work in); start the
 Telegram Bot API emulator; connect the bot (getMe, setWebhook to our URL);
 ingest the knowledge base; start the web app (gunicorn) on 127.0.0.1; replay
 every update in the updates folder to the real webhook URL with the secret
@@ -36,6 +37,9 @@ DEMO_BOT_ID = 7000000001
 DEMO_USERNAME = "acme_support_bot"
 # The bot's name in the admin says it is the demo's (it talks to the local emulator only).
 DEMO_BOT_NAME = "Acme Cloud Support (demo)"
+# The demo's own company: each run replaces its documents with the KB folder's, so it must not be a company
+# anyone works in (the README's first day uses "acme"; a demo run once deleted its uploads).
+DEMO_COMPANY = "acme-demo"
 
 
 def _port_free(port: int) -> bool:
@@ -108,8 +112,8 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
     update_files = sorted(p for p in updates.glob("*.json"))
     out("==> 1/6 Database: migrating (embedded PostgreSQL 16 + pgvector unless DATABASE_URL is set)")
     call_command("migrate", verbosity=0)
-    out("==> 2/6 Company 'acme' on plan 'starter'")
-    call_command("company_setup", slug="acme", name="Acme Cloud Storage", plan="starter")
+    out(f"==> 2/6 Company '{DEMO_COMPANY}' (the demo's own) on plan 'starter'")
+    call_command("company_setup", slug=DEMO_COMPANY, name="Acme Cloud Storage (demo)", plan="starter")
     emulator = TelegramEmulator(port=telegram_port).start()
     bot = None
     web = None
@@ -123,7 +127,7 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
         out(f"==> 4/6 Ingesting {kb}")
         _sync_knowledge_base(company, kb, out)
         try:
-            call_command("ingest", str(kb), company="acme")
+            call_command("ingest", str(kb), company=DEMO_COMPANY)
         except CommandError as exc:
             # Files that could be read are indexed; the replay still shows what the bot answers from them.
             ingest_error = str(exc)
@@ -169,8 +173,16 @@ def _connect_demo_bot(emulator: TelegramEmulator, public: str, out) -> tuple[Bot
         from bots.telegram_setup import bot_register_webhook
         from tenants.models import Company
 
-        company = Company.objects.get(slug="acme")
-        bot = Bot.objects.filter(telegram_id=DEMO_BOT_ID).first()
+        company = Company.objects.get(slug=DEMO_COMPANY)
+        elsewhere = Bot.objects.filter(telegram_id=DEMO_BOT_ID).exclude(company=company).select_related("company")
+        for old in elsewhere:
+            if old.name != DEMO_BOT_NAME:
+                raise ValueError(f"the demo's bot @{DEMO_USERNAME} is connected to company '{old.company.slug}' as "
+                                 f"'{old.name}'; disconnect it there first")
+            # Earlier demos ran in "acme": their bot (and its demo conversations) move out of the way.
+            out(f"    removing the demo bot of an earlier demo from company '{old.company.slug}'")
+            old.delete()
+        bot = Bot.objects.filter(telegram_id=DEMO_BOT_ID, company=company).first()
         if bot is None:
             bot = bot_connect(company=company, token=DEMO_TOKEN, name=DEMO_BOT_NAME, register_webhook=False)
         elif bot.status != Bot.Status.ACTIVE:
