@@ -315,7 +315,8 @@ def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: in
     if not extra:
         for other in content[1:]:
             if other.document_id == best.document_id and _other_section(other, best):
-                extra.append((other.chunk_id, other.section))
+                if other.score >= best.score * settings.RAG_ANSWER_APPEND_MIN_SCORE_RATIO:
+                    extra.append((other.chunk_id, other.section))
                 break
     free = budget - len(text)
     for chunk_id, section in extra:
