@@ -82,8 +82,8 @@ def _chat_id(update: dict) -> int | None:
 
 def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port: int = 0,
              telegram_port: int = 0) -> int:
-    """Run the demo; returns the process exit code (0 when every file was indexed and every update
-    was processed; 1 otherwise, after replaying the updates against the files that were indexed).
+    """Run the demo; returns the process exit code (0 when every file was indexed and every update file was
+    sent, accepted and processed; 1 otherwise, after replaying the updates against the files that were indexed).
     Whatever happens after the demo bot is connected (a failure, Ctrl-C), it is disabled before the
     emulator stops.
 
@@ -117,7 +117,7 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
     emulator = TelegramEmulator(port=telegram_port).start()
     bot = None
     web = None
-    failures = 0
+    failures = rejected = 0
     ingest_error = ""
     public = f"http://127.0.0.1:{port or _free_port()}"
     try:
@@ -141,7 +141,8 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
              "--timeout", "120"],
             env=env, cwd=settings.BASE_DIR)
         _wait_http(public, web)
-        failures += _replay(bot, webhook_url, emulator, update_files, updates, timeout, out)
+        replay_failures, rejected = _replay(bot, webhook_url, emulator, update_files, updates, timeout, out)
+        failures += replay_failures
     finally:
         if web is not None:
             web.send_signal(signal.SIGTERM)
@@ -156,11 +157,12 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
         emulator.stop()
     answered = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.DONE).count()
     ignored = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.IGNORED).count()
-    out(f"\nDone: {len(update_files)} updates replayed: {answered} handled with a reply or action, {ignored} ignored, "
-        f"{failures} failed. The inbox, messages and usage stay in the database (var/).")
+    out(f"\nDone: {len(update_files)} update files: {answered} handled with a reply or action, {ignored} ignored, "
+        f"{failures} failed, {rejected} not sent or refused by the webhook (not JSON, or not an update). The inbox, "
+        "messages and usage stay in the database (var/).")
     if ingest_error:
         out(f"Some files of {kb} were not indexed: {ingest_error}")
-    return 1 if failures or ingest_error else 0
+    return 1 if failures or rejected or ingest_error else 0
 
 
 def _connect_demo_bot(emulator: TelegramEmulator, public: str, out) -> tuple[Bot, str]:
@@ -197,10 +199,10 @@ def _connect_demo_bot(emulator: TelegramEmulator, public: str, out) -> tuple[Bot
 
 
 def _replay(bot: Bot, webhook_url: str, emulator: TelegramEmulator, update_files: list[Path], updates: Path,
-            timeout: float, out) -> int:
-    """Post each update file to the webhook and print the bot's replies; returns the number of updates
-    that ended failed."""
-    failures = 0
+            timeout: float, out) -> tuple[int, int]:
+    """Post each update file to the webhook and print the bot's replies; returns (updates that ended
+    failed, files not sent or refused by the webhook: not JSON, or a non-200 answer)."""
+    failures = rejected = 0
     out(f"==> 6/6 Replaying {len(update_files)} updates from {updates}")
     token_secret = {"X-Telegram-Bot-Api-Secret-Token": bot.webhook_secret}
     with httpx.Client(timeout=10) as client:
@@ -209,12 +211,14 @@ def _replay(bot: Bot, webhook_url: str, emulator: TelegramEmulator, update_files
                 payload = json.loads(path.read_text())
             except ValueError as exc:
                 out(f"\n[{number}/{len(update_files)}] {path.name}: not JSON ({exc}); skipped")
+                rejected += 1
                 continue
             before = len(emulator.sent_messages())
             response = client.post(webhook_url, json=payload, headers=token_secret)
             out(f"\n[{number}/{len(update_files)}] {path.name}  -> webhook HTTP {response.status_code}")
             out(f"  user: {_describe(payload)}")
             if response.status_code != 200 or not isinstance(payload.get("update_id"), int):
+                rejected += 1
                 continue
             status = _wait_processed(bot.id, payload["update_id"], timeout)
             replies = emulator.sent_messages()[before:]
@@ -227,7 +231,7 @@ def _replay(bot: Bot, webhook_url: str, emulator: TelegramEmulator, update_files
             for reply in replies:
                 text = _visible(str(reply.get("text", "")), reply.get("parse_mode"))
                 out("  bot: " + text.replace("\n", "\n       "))
-    return failures
+    return failures, rejected
 
 
 def _disable_demo_bot(bot: Bot, emulator: TelegramEmulator, out) -> None:
