@@ -33,7 +33,8 @@ from _common import REPO, log, table  # noqa: E402
 DB_NAME = "bench_hostile_probe"
 # The kinds of API object (``/api/v1/<kind>/{id}``) that _fixture() makes one of per company;
 # saas_bot/api/tests/test_hostile_probe_fixture.py checks the live schema has no other.
-FIXTURE_KINDS = ("bots", "documents", "conversations", "messages", "collections", "sources", "sync-runs")
+FIXTURE_KINDS = ("bots", "documents", "conversations", "messages", "collections", "sources", "sync-runs", "versions",
+                 "golden-questions")
 CANARY_PORT = 8141
 DOCS = REPO / "docs" / "testing.md"
 START, END = "<!-- probe:hostile:start -->", "<!-- probe:hostile:end -->"
@@ -59,7 +60,7 @@ def _fixture(company_slug: str, token: str, bot_id: int, emulator):
     from billing.services import subscription_start
     from bots.models import Conversation, Message
     from bots.lifecycle import bot_connect
-    from rag.models import Collection, Source, SyncRun
+    from rag.models import Collection, GoldenQuestion, KnowledgeBaseVersion, Source, SyncRun
     from rag.services import document_add_text
     from saas_bot.api.models import ApiKey
     from tenants.services import company_create
@@ -76,9 +77,13 @@ def _fixture(company_slug: str, token: str, bot_id: int, emulator):
     # A source on a name that resolves nowhere (.invalid, RFC 2606): a fuzzed "sync" fails fast, fetches nothing.
     source = Source.objects.create(company=company, name="Help centre", url=f"https://help.{company_slug}.invalid/")
     run = SyncRun.objects.create(company=company, source=source, status=SyncRun.Status.SUCCEEDED)
+    version = KnowledgeBaseVersion.objects.filter(company=company).first()  # made by the document's upload
+    golden = GoldenQuestion.objects.create(company=company, question="How long do refunds take?",
+                                           answer_contains=["five days"])
     _, key = ApiKey.objects.create_key(name="probe", company=company)
     ids = {"bots": bot.id, "documents": document.id, "conversations": conversation.id, "messages": message.id,
-           "collections": collection.id, "sources": source.id, "sync-runs": run.id}
+           "collections": collection.id, "sources": source.id, "sync-runs": run.id, "versions": version.id,
+           "golden-questions": golden.id}
     assert set(ids) == set(FIXTURE_KINDS)
     return {"company": company, "bot": bot, "key": key, "ids": ids}
 
