@@ -33,8 +33,8 @@ from _common import REPO, log, table  # noqa: E402
 DB_NAME = "bench_hostile_probe"
 # The kinds of API object (``/api/v1/<kind>/{id}``) that _fixture() makes one of per company;
 # saas_bot/api/tests/test_hostile_probe_fixture.py checks the live schema has no other.
-FIXTURE_KINDS = ("bots", "documents", "conversations", "messages", "collections", "sources", "sync-runs", "versions",
-                 "golden-questions")
+FIXTURE_KINDS = ("bots", "documents", "conversations", "messages", "collections", "sources", "sync-runs",
+                 "versions", "golden-questions")
 CANARY_PORT = 8141
 DOCS = REPO / "docs" / "testing.md"
 START, END = "<!-- probe:hostile:start -->", "<!-- probe:hostile:end -->"
@@ -60,8 +60,9 @@ def _fixture(company_slug: str, token: str, bot_id: int, emulator):
     from billing.services import subscription_start
     from bots.models import Conversation, Message
     from bots.lifecycle import bot_connect
-    from rag.models import Collection, GoldenQuestion, KnowledgeBaseVersion, Source, SyncRun
+    from rag.models import Collection, KnowledgeBaseVersion, Source, SyncRun
     from rag.services import document_add_text
+    from rag.versions import golden_question_save
     from saas_bot.api.models import ApiKey
     from tenants.services import company_create
 
@@ -77,13 +78,13 @@ def _fixture(company_slug: str, token: str, bot_id: int, emulator):
     # A source on a name that resolves nowhere (.invalid, RFC 2606): a fuzzed "sync" fails fast, fetches nothing.
     source = Source.objects.create(company=company, name="Help centre", url=f"https://help.{company_slug}.invalid/")
     run = SyncRun.objects.create(company=company, source=source, status=SyncRun.Status.SUCCEEDED)
-    version = KnowledgeBaseVersion.objects.filter(company=company).first()  # made by the document's upload
-    golden = GoldenQuestion.objects.create(company=company, question="How long do refunds take?",
-                                           answer_contains=["five days"])
+    golden = golden_question_save(company=company, question="How long do refunds take?",
+                                  answer_contains=["five days"])
+    version = KnowledgeBaseVersion.objects.filter(company=company).order_by("-id").first()  # the document's
     _, key = ApiKey.objects.create_key(name="probe", company=company)
     ids = {"bots": bot.id, "documents": document.id, "conversations": conversation.id, "messages": message.id,
-           "collections": collection.id, "sources": source.id, "sync-runs": run.id, "versions": version.id,
-           "golden-questions": golden.id}
+           "collections": collection.id, "sources": source.id, "sync-runs": run.id,
+           "versions": version.id, "golden-questions": golden.id}
     assert set(ids) == set(FIXTURE_KINDS)
     return {"company": company, "bot": bot, "key": key, "ids": ids}
 
@@ -124,12 +125,15 @@ def probe_fuzz(a, b, args, shard: tuple[int, int] = (0, 1)) -> list[list]:
     from saas_bot.tests.hostile_inputs import api_operations, api_requests, update_bodies
 
     rows = []
-    web = Client()
+    # A 500 is counted (and its first request logged), not raised: one finding must not stop an hours-long run.
+    web = Client(raise_request_exception=False)
     statuses: collections.Counter = collections.Counter()
 
     def send_update(body: bytes) -> None:
         response = web.post(f"/telegram/webhook/{a['bot'].public_id}/", data=body, content_type="application/json",
                             HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN=a["bot"].webhook_secret)
+        if response.status_code >= 500 and not statuses[500]:
+            log(f"5xx from the webhook, first body: {body[:500]!r}")
         statuses[response.status_code] += 1
 
     if shard[0] == 0:
@@ -139,7 +143,7 @@ def probe_fuzz(a, b, args, shard: tuple[int, int] = (0, 1)) -> list[list]:
         rows.append(["webhook `POST /telegram/webhook/<id>/`", sent, sum(v for k, v in statuses.items() if k >= 500),
                      ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))])
 
-    api = APIClient()
+    api = APIClient(raise_request_exception=False)
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {a['key']}")
     operations = api_operations(api.get("/api/schema/", {"format": "json"}).json())
     ids = {kind: [str(a["ids"][kind]), str(b["ids"][kind])] for kind in a["ids"]}
@@ -152,6 +156,8 @@ def probe_fuzz(a, b, args, shard: tuple[int, int] = (0, 1)) -> list[list]:
                                       if request["query"] else "")
             response = api.generic(operation["method"], path, data=request["body"],
                                    content_type=request["content_type"], **request["headers"])
+            if response.status_code >= 500 and not sum(v for k, v in statuses.items() if k >= 500):
+                log(f"5xx from {operation['method']} {operation['path']}, first request: {request!r:.800}")
             statuses[response.status_code] += 1
 
         started = time.perf_counter()

@@ -164,7 +164,7 @@ class LegTimer:
         names = retrieval.chunk_search.__code__.co_names + retrieval._chunk_search.__code__.co_names
         self.originals = {name: getattr(retrieval, name) for name in dict.fromkeys(names)
                           if inspect.isfunction(getattr(retrieval, name, None))
-                          and getattr(retrieval, name).__module__ == retrieval.__name__
+                          and getattr(retrieval, name).__module__.startswith("rag.")
                           and name not in ("chunk_search", "_chunk_search")}
         self.current: dict[str, float] = {}
 

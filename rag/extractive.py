@@ -57,14 +57,15 @@ def merge_overlap(previous: str, following: str, *, min_overlap: int = 4) -> str
 
 
 def section_text(chunk_id: int) -> str:
-    """The text of the best chunk's section: the consecutive chunks of the same document, section and page
-    around ``chunk_id`` (``SECTION_NEIGHBOURS`` each way), overlap removed."""
+    """The text of the best chunk's section: the consecutive chunks of the same document and section around
+    ``chunk_id`` (``SECTION_NEIGHBOURS`` each way), overlap removed. A named section runs on across PDF pages
+    (its heading continues); in a PDF without headings each page is its own section."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT c.ordinal, c.text, c.id = b.id FROM rag_chunk c JOIN rag_chunk b ON b.id = %s
             WHERE c.document_id = b.document_id AND c.revision = b.revision AND c.section = b.section
-              AND c.page IS NOT DISTINCT FROM b.page
+              AND (b.section <> '' OR c.page IS NOT DISTINCT FROM b.page)
               AND c.ordinal BETWEEN b.ordinal - %s AND b.ordinal + %s
             ORDER BY c.ordinal
             """,
@@ -95,7 +96,7 @@ def next_section_chunk(chunk_id: int) -> tuple[int, str] | None:
             """
             SELECT c.id, c.section FROM rag_chunk c JOIN rag_chunk b ON b.id = %s
             WHERE c.document_id = b.document_id AND c.revision = b.revision AND c.ordinal > b.ordinal
-              AND (c.section <> b.section OR c.page IS DISTINCT FROM b.page)
+              AND (c.section <> b.section OR (b.section = '' AND c.page IS DISTINCT FROM b.page))
             ORDER BY c.ordinal LIMIT 1
             """,
             [chunk_id],
@@ -223,6 +224,9 @@ def _keep_lists_whole(units: list[Unit], start: int, end: int, budget: int) -> t
         else:
             end = grown
             break
+    # A lead-in that ends the section ("Linux:" before the next heading) announces nothing here: drop it.
+    while end - start > 1 and end == len(units) and units[end - 1].text.rstrip().endswith(":"):
+        end -= 1
     return start, end
 
 
@@ -244,7 +248,11 @@ def extract_answer(section: str, *, question_terms: dict[str, float], budget: in
     budget = budget or settings.RAG_ANSWER_MAX_CHARS
     section = section.strip()
     if len(section) <= budget:
-        return section
+        lines = section.split("\n")
+        # A lead-in that ends the section ("Linux:" before the next heading) announces nothing here.
+        while len(lines) > 1 and lines[-1].rstrip().endswith(":"):
+            lines.pop()
+        return "\n".join(lines).strip()
     units = units_of(section, long_line=budget // 2, language=language)
     if not units:
         return ""
@@ -276,6 +284,12 @@ class Passage:
     chunk_ids: list[int]
 
 
+def _other_section(chunk, best) -> bool:
+    """``chunk`` is in another section than ``best`` (same document): another heading, or, in a PDF without
+    headings, another page (a named section continued on the next page is the same section)."""
+    return chunk.section != best.section or (not best.section and chunk.page != best.page)
+
+
 def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: int | None = None) -> Passage:
     """The extractive answer from retrieved ``chunks`` (rag.retrieval.RetrievedChunk, best first).
 
@@ -300,7 +314,7 @@ def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: in
             extra.append(following)
     if not extra:
         for other in content[1:]:
-            if other.document_id == best.document_id and (other.section, other.page) != (best.section, best.page):
+            if other.document_id == best.document_id and _other_section(other, best):
                 extra.append((other.chunk_id, other.section))
                 break
     free = budget - len(text)

@@ -73,9 +73,9 @@ def company_language(company_id: int) -> str | None:
 
     from django.db import connection
 
-    from rag.retrieval import _corpus_signature
+    from rag.vocabulary import corpus_signature
 
-    signature = _corpus_signature(company_id)
+    signature = corpus_signature(company_id)
     cached = _company_languages.get(company_id)
     if cached and cached[0] == signature:
         return cached[1]

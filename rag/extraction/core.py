@@ -84,8 +84,8 @@ def extract(*, file_name: str, data: bytes, includes: Mapping[str, bytes | str] 
     if not sections:
         raise UnreadableDocument(code="document_empty", message=f"'{file_name}' contains no text to index.")
     title = hygiene.clean_line(title or "")
-    if not title and suffix == ".pdf":
-        title = sections[0].text.split("\n", 1)[0][:200]
+    if not title and suffix == ".pdf":  # the first heading found by its font (rag/extraction/pdf.py), else the first line
+        title = builder.first_heading or builder.any_heading or sections[0].text.split("\n", 1)[0][:200]
     return Extracted(title=(title or fallback_title)[:300], sections=sections)
 
 

@@ -1,13 +1,20 @@
-"""PDF: pypdf, one section per page, within the page and content-stream bounds.
+"""PDF: pypdf, one section per page (and per heading within it), within the page and content-stream bounds.
 
 A file with only an owner password (printing/copying restrictions) opens with the empty user password,
 as in every reader. Decoded content streams are capped by pypdf's own decompression limit (set to the
 bound) and summed over the pages, so a small file whose pages share one huge stream is refused before
 its text is parsed. Running headers and footers are removed; lines are joined into paragraphs.
+
+Headings come from the fonts (a PDF has no heading markup): pypdf reports each text run's font and size
+(``visitor_text``); the body size is the size most characters of the document are set in, and a short line
+all of whose characters are larger than it (``HEADING_SIZE_RATIO``), or all bold or italic in another font family
+than the body's and not a code font (a sans-serif heading over serif text), is a heading: it starts a section, so a passage
+is cited and chosen under its own heading instead of "page 2". Levels follow the sizes, largest first.
 """
 from __future__ import annotations
 
 import io
+import math
 import re
 
 from rag.extraction import hygiene
@@ -17,6 +24,14 @@ from rag.extraction.builder import SectionBuilder
 _ITEM = re.compile(r"^(?:[•◦▪‣∙·●○■□\-–*]\s+|\d{1,3}[.)]\s+)")
 _BULLET = re.compile(r"^[•◦▪‣∙·●○■□\-–*]\s+")
 _SENTENCE_END = re.compile(r"[.!?:;]['\")\]]?$")
+# A heading line is set at least this much larger than the body text (1.1: 12 pt body, 13.2 pt and up).
+HEADING_SIZE_RATIO = 1.1
+HEADING_MAX_WORDS = 16
+# A page drawn in more text runs than this is read without styles (no headings): a real page has a few
+# thousand; a hostile one-page file had 261,224, and styling them cost a third more CPU than reading them.
+MAX_STYLED_RUNS_PER_PAGE = 20_000
+# Marks a heading line (and its level) through hygiene and the running-line filter: private-use characters.
+_HEADING_MARK = re.compile("^\ue000(\\d)\ue001(.*)$")
 
 
 def _configure(bounds: Bounds) -> None:
@@ -58,7 +73,7 @@ def read_pdf(data: bytes, builder: SectionBuilder, bounds: Bounds, budget: CharB
                                 message=f"The PDF has {count:,} pages; the limit is {bounds.max_pdf_pages:,} "
                                         "(DOCUMENT_MAX_PDF_PAGES).")
     total = 0
-    pages: list[str] = []
+    page_lines: list[list[tuple[str, tuple | None]]] = []
     raw_budget = CharBudget(limit=budget.limit, file_name=budget.file_name)  # stops early, before the builder
     too_large = DocumentOverLimit(
         code="document_pdf_content_too_large",
@@ -72,15 +87,29 @@ def read_pdf(data: bytes, builder: SectionBuilder, bounds: Bounds, budget: CharB
             raise too_large from None
         if total > bounds.max_pdf_content_bytes:
             raise too_large
-        try:
-            text = page.extract_text() or ""
+        runs: list[tuple] = []
+        try:  # the visitor only keeps pypdf's arguments: styles are worked out once the page is read
+            text = page.extract_text(visitor_text=lambda *run: runs.append(run)) or ""
         except LimitReachedError:
             raise too_large from None
         raw_budget.take(len(text))
-        pages.append(hygiene.clean(text))
+        styled = len(runs) <= MAX_STYLED_RUNS_PER_PAGE and sum(len(r[0]) for r in runs) == len(text)
+        page_lines.append(_styled_lines(runs) if styled else [(line, None) for line in text.split("\n")])
+        del runs
+    pages = _mark_headings(page_lines)
     for number, text in enumerate(drop_running_lines(pages), start=1):
         builder.new_page(number)
-        for block in paragraphs(text):
+        body: list[str] = []
+        for line in text.split("\n"):
+            mark = _HEADING_MARK.match(line)
+            if mark is None:
+                body.append(line)
+                continue
+            for block in paragraphs("\n".join(body)):
+                builder.block(block)
+            body = []
+            builder.heading(mark.group(2), level=int(mark.group(1)))
+        for block in paragraphs("\n".join(body)):
             builder.block(block)
     title = ""
     try:
@@ -89,6 +118,116 @@ def read_pdf(data: bytes, builder: SectionBuilder, bounds: Bounds, budget: CharB
     except Exception:  # a broken info dictionary is no reason to lose the text
         title = ""
     return title
+
+
+def _run_size(cm, tm, size) -> float:
+    """A text run's rendered size in points: the font size scaled by the text and transformation matrices."""
+    try:
+        return round(float(size) * math.hypot(float(tm[2]), float(tm[3])) * math.hypot(float(cm[2]), float(cm[3])), 1)
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+
+
+def _font_name(font) -> str:
+    """The run's font name without its subset prefix ("BAAAAA+DejaVuSans-Bold" -> "DejaVuSans-Bold")."""
+    try:
+        name = str((font or {}).get("/BaseFont", "")).lstrip("/")
+    except Exception:  # a broken font dictionary
+        return ""
+    return name.split("+", 1)[-1]
+
+
+def _family(font: str) -> str:
+    return re.split(r"[-,]", font, maxsplit=1)[0].lower()
+
+
+def _is_emphasis(font: str) -> bool:
+    """Bold or italic (headings are set in one or the other when not in a larger size)."""
+    return bool(re.search(r"bold|black|heavy|semibold|demi|italic|oblique", font, re.I))
+
+
+def _is_monospace(family: str) -> bool:
+    return bool(re.search(r"mono|courier|consol|code", family))
+
+
+def _styled_lines(runs: list[tuple]) -> list[tuple[str, tuple | None]]:
+    """The page's lines, each with (smallest size, largest size, all bold or italic?, font families, visible
+    characters) of its visible characters, from pypdf's ``visitor_text`` calls (text, cm, tm, font
+    dictionary, size), whose texts, joined, are the page's text."""
+    lines: list[tuple[str, tuple | None]] = []
+    text, sizes, bold, families = "", [], True, set()
+    names: dict[int, str] = {}
+
+    def end_line() -> None:
+        lines.append((text, (min(sizes), max(sizes), bold, frozenset(families), len("".join(text.split())))
+                      if sizes else None))
+
+    for run_text, cm, tm, font_dict, font_size in runs:
+        size = font = None
+        pieces = run_text.split("\n")
+        for index, piece in enumerate(pieces):
+            if index:
+                end_line()
+                text, sizes, bold, families = "", [], True, set()
+            text += piece
+            if piece.strip():
+                if size is None:
+                    size = _run_size(cm, tm, font_size)
+                    font = names.get(id(font_dict))
+                    if font is None:
+                        font = names[id(font_dict)] = _font_name(font_dict)
+                sizes.append(size)
+                bold = bold and _is_emphasis(font)
+                families.add(_family(font))
+    end_line()
+    return lines
+
+
+def _mark_headings(pages: list[list[tuple[str, tuple | None]]]) -> list[str]:
+    """Each page's text (cleaned), heading lines prefixed with their mark and level (module docstring)."""
+    chars: dict[float, int] = {}
+    body_families: dict[str, int] = {}
+    for lines in pages:
+        for _, style in lines:
+            if style:
+                chars[style[0]] = chars.get(style[0], 0) + style[4]
+                if not style[2]:
+                    for family in style[3]:
+                        body_families[family] = body_families.get(family, 0) + style[4]
+    body = max(chars, key=chars.get) if chars else 0.0
+    body_family = max(body_families, key=body_families.get) if body_families else ""
+
+    def is_heading(line: str, style: tuple | None) -> bool:
+        words = line.split()
+        if not style or not body or not words or len(words) > HEADING_MAX_WORDS or _ITEM.match(line.strip()):
+            return False
+        if line.rstrip().endswith((".", ",", ";")) or not any(c.isalpha() for c in line):
+            return False
+        low, _, bold, families, _ = style
+        # Same size: all bold or italic, in another family than the body's and not a code font.
+        return low >= body * HEADING_SIZE_RATIO or (bold and low >= body and bool(body_family)
+                                                    and body_family not in families
+                                                    and not any(_is_monospace(f) for f in families))
+
+    heading_sizes = sorted({style[1] for lines in pages for line, style in lines if is_heading(line, style)},
+                           reverse=True)
+    out = []
+    for lines in pages:
+        kept = []
+        previous_level = None
+        for line, style in lines:
+            if is_heading(line, style):
+                level = min(heading_sizes.index(style[1]) + 1, 6)
+                if level == previous_level:  # a heading wrapped onto the next line: one heading
+                    kept[-1] += " " + hygiene.clean_line(line)
+                else:
+                    kept.append(f"\ue000{level}\ue001" + hygiene.clean_line(line))
+                previous_level = level
+            else:
+                kept.append(line)
+                previous_level = None if line.strip() else previous_level
+        out.append(hygiene.clean("\n".join(kept)))
+    return out
 
 
 def paragraphs(text: str) -> list[str]:

@@ -235,22 +235,27 @@ def _docx() -> tuple[bytes, Expectation]:
                                           words=["configuration", "Zürich", "documentation"], title="DOCX fidelity")
 
 
-def pdf_bytes(pages: list[list[str]], *, title: str | None = None, compress: bool = True) -> bytes:
-    """A minimal PDF: each page's lines in Helvetica 11 pt, top to bottom (WinAnsi text only)."""
+def pdf_bytes(pages: list[list], *, title: str | None = None, compress: bool = True) -> bytes:
+    """A minimal PDF: each page's lines top to bottom (WinAnsi text only). A line is a string (Helvetica 11 pt)
+    or (text, standard-14 font name, size in points), e.g. ("Billing", "Helvetica-Bold", 18)."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
         objects.append(body)
         return len(objects)
 
-    font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    styled = [[line if isinstance(line, tuple) else (line, "Helvetica", 11) for line in lines] for lines in pages]
+    names = list(dict.fromkeys(font for lines in styled for _, font, _ in lines)) or ["Helvetica"]
+    fonts = {name: add(b"<< /Type /Font /Subtype /Type1 /BaseFont /%s /Encoding /WinAnsiEncoding >>"
+                       % name.encode()) for name in names}
+    resources = b" ".join(b"/F%d %d 0 R" % (i, fonts[name]) for i, name in enumerate(names, start=1))
     page_ids = []
     pages_id = len(objects) + 2 * len(pages) + 1
-    for lines in pages:
-        ops = ["BT", "/F1 11 Tf", "14 TL", "72 770 Td"]
-        for line in lines:
+    for lines in styled:
+        ops = ["BT", "72 770 Td"]
+        for line, font, size in lines:
             escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-            ops.append(f"({escaped}) Tj T*")
+            ops.append(f"/F{names.index(font) + 1} {size:g} Tf {size * 1.3:g} TL ({escaped}) Tj T*")
         ops.append("ET")
         stream = "\n".join(ops).encode("cp1252")
         if compress:
@@ -259,7 +264,7 @@ def pdf_bytes(pages: list[list[str]], *, title: str | None = None, compress: boo
         else:
             content = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
         page_ids.append(add(b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-                            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages_id, content, font)))
+                            b"/Resources << /Font << %s >> >> >>" % (pages_id, content, resources)))
     add(b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % i for i in page_ids) + b"] /Count %d >>" % len(pages))
     assert len(objects) == pages_id
     catalog = add(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)

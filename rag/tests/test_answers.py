@@ -295,3 +295,35 @@ def test_embedding_settings_are_checked_at_start(settings):
     settings.EMBEDDING_DEFAULT_MODEL, settings.EMBEDDING_BACKEND = "all-MiniLM-L6-v2", "bogus"
     with pytest.raises(SystemCheckError, match="EMBEDDING_BACKEND must be 'local' or 'openai'"):
         call_command("check")
+
+
+def test_a_lead_in_that_ends_a_section_is_dropped(db):
+    # "Linux:" introduced the next heading's steps (a PDF sub-label); at the end of an answer it read as cut off.
+    short = "Offline installer:\n1. Download the installer.\n2. Run Zulip from the Start menu.\n\nLinux:"
+    assert extract_answer(short, question_terms={"offlin": 1.0}).endswith("2. Run Zulip from the Start menu.")
+    long = ("The app will not update automatically. You can repeat these steps to upgrade. " * 8
+            + "\n1. Download the installer.\n2. Copy it to the machine.\n3. Run Zulip from the Start menu.\nLinux:")
+    text = extract_answer(long, question_terms={"run": 1.0, "start": 1.0, "menu": 1.0}, budget=300)
+    assert not text.endswith(":") and not is_truncated(text)
+
+
+def test_a_pdf_section_continued_on_the_next_page_is_answered_in_page_order(make_company):
+    from rag.answering import answer_question
+    from rag.services import document_add, documents_ingest
+    from rag.tests.fidelity_fixtures import pdf_bytes
+
+    body = ("Times-Roman", 11)
+    page_one = [("Install guide", "Helvetica-Bold", 18), ("Installing the desktop app takes a few minutes.", *body),
+                ("Flathub", "Helvetica-Bold", 14), ("1. Make sure you have Flatpak installed on your system.", *body),
+                ("2. Use the following command to install the desktop app:", *body)]
+    page_two = [("flatpak install flathub org.example.Desktop", "Courier", 11),
+                ("3. After the installation is complete, run the desktop app with flatpak run.", *body)]
+    document, _ = document_add(company=(company := make_company("pdfpages")), file_name="install.pdf",
+                               data=pdf_bytes([page_one, page_two]), schedule=False)
+    documents_ingest(company=company, documents=[document])
+    answer = answer_question(company=company, question="how do I install the desktop app from flathub with flatpak")
+    assert not answer.refused, answer.text
+    assert answer.sources[0].section == "Flathub"
+    text = answer.text
+    assert text.index("1. Make sure you have Flatpak") < text.index("flatpak install flathub") < text.index("3. After")
+    assert not is_truncated(text) and text.count("1. Make sure you have Flatpak") == 1

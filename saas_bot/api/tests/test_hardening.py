@@ -118,3 +118,28 @@ def test_hostile_text_in_a_valid_field_is_never_a_500(company, api, bot, text):
         assert response.status_code < 500, (path, body, response.content)
         if ("\ud800" in text or "\udfff" in text) and "url" not in body and text not in body:
             assert response.json()["error"]["code"] == "validation_failed"  # DRF names the field
+
+
+@pytest.mark.parametrize("body", [
+    # Found by bench/hostile_probe.py at 10,000 examples per operation: this body answered 500 (UnicodeEncodeError
+    # while rendering a choice field's "... is not a valid choice" with the surrogate in it).
+    '{"language": "\\udc00\\ud800", "edited_messages": "\\udc00\\ud800", "raw": -1e999}',
+    '{"name": "b", "raw": {"deep": ["ok", "\\udfff"]}}',
+    '{"\\ud800": 1}',
+    # ... and a non-ASCII key beside a lone surrogate, nested (the first version of the fix answered 500 here).
+    '{"limit_message": [["\\u00f2t\\ud98b\\udfad"], [{"\\u00ee\\u00d4\\uda0a=\\ud924\\udf63": false}]]}',
+])
+def test_a_lone_surrogate_anywhere_in_a_json_body_is_a_400_naming_the_field(company, api, body):
+    response = api.post("/api/v1/bots", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert "lone UTF-16 surrogate" in response.content.decode()
+    if '"language"' in body:
+        assert "language" in error["detail"]
+
+
+def test_an_escaped_surrogate_pair_is_text_and_accepted(company, api, bot):
+    response = api.post(f"/api/v1/bots/{bot.id}/ask", '{"question": "\\ud83d\\ude00 how long do refunds take?"}',
+                        content_type="application/json")
+    assert response.status_code < 400, response.content
