@@ -254,7 +254,7 @@ def quota_check_document_add(*, company: Company, size_bytes: int, current_docum
     max_documents, max_storage = limits.get("max_documents"), limits.get("max_storage_bytes")
     if max_documents is not None and current_documents >= max_documents:
         raise QuotaExceeded(code="quota_documents",
-                            message=f"The plan allows {max_documents} documents; delete one or upgrade.",
+                            message=f"The plan allows {max_documents} document{'' if max_documents == 1 else 's'}; delete one or upgrade.",
                             detail={"limit": max_documents})
     if max_storage is not None:
         used = current_bytes
@@ -272,7 +272,7 @@ def quota_check_bot_add(*, company: Company, current_bots: int) -> None:
         return
     limit = (subscription.limits or subscription.plan.limits()).get("max_bots")
     if limit is not None and current_bots >= limit:
-        raise QuotaExceeded(code="quota_bots", message=f"The plan allows {limit} bots.", detail={"limit": limit})
+        raise QuotaExceeded(code="quota_bots", message=f"The plan allows {limit} bot{'' if limit == 1 else 's'}.", detail={"limit": limit})
 
 
 DEFAULT_PLANS = [

@@ -1,6 +1,7 @@
 """The end-to-end demo: a company's bot answering from its documents, over real HTTP.
 
-Steps (each printed): migrate; create company "acme" on plan "starter"; start the
+Steps (each printed): migrate; create the demo's own company "acme-demo" on plan "starter" (its
+knowledge base is replaced by the KB folder on each run, so it is never a company you work in); start the
 Telegram Bot API emulator; connect the bot (getMe, setWebhook to our URL);
 ingest the knowledge base; start the web app (gunicorn) on 127.0.0.1; replay
 every update in the updates folder to the real webhook URL with the secret
@@ -36,6 +37,9 @@ DEMO_BOT_ID = 7000000001
 DEMO_USERNAME = "acme_support_bot"
 # The bot's name in the admin says it is the demo's (it talks to the local emulator only).
 DEMO_BOT_NAME = "Acme Cloud Support (demo)"
+# The demo's own company: each run replaces its documents with the KB folder's, so it must not be a company
+# anyone works in (the README's first day uses "acme"; a demo run once deleted its uploads).
+DEMO_COMPANY = "acme-demo"
 
 
 def _port_free(port: int) -> bool:
@@ -78,8 +82,8 @@ def _chat_id(update: dict) -> int | None:
 
 def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port: int = 0,
              telegram_port: int = 0) -> int:
-    """Run the demo; returns the process exit code (0 when every file was indexed and every update
-    was processed; 1 otherwise, after replaying the updates against the files that were indexed).
+    """Run the demo; returns the process exit code (0 when every file was indexed and every update file was
+    sent, accepted and processed; 1 otherwise, after replaying the updates against the files that were indexed).
     Whatever happens after the demo bot is connected (a failure, Ctrl-C), it is disabled before the
     emulator stops.
 
@@ -108,12 +112,12 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
     update_files = sorted(p for p in updates.glob("*.json"))
     out("==> 1/6 Database: migrating (embedded PostgreSQL 16 + pgvector unless DATABASE_URL is set)")
     call_command("migrate", verbosity=0)
-    out("==> 2/6 Company 'acme' on plan 'starter'")
-    call_command("company_setup", slug="acme", name="Acme Cloud Storage", plan="starter")
+    out(f"==> 2/6 Company '{DEMO_COMPANY}' (the demo's own) on plan 'starter'")
+    call_command("company_setup", slug=DEMO_COMPANY, name="Acme Cloud Storage (demo)", plan="starter")
     emulator = TelegramEmulator(port=telegram_port).start()
     bot = None
     web = None
-    failures = 0
+    failures = rejected = 0
     ingest_error = ""
     public = f"http://127.0.0.1:{port or _free_port()}"
     try:
@@ -123,7 +127,7 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
         out(f"==> 4/6 Ingesting {kb}")
         _sync_knowledge_base(company, kb, out)
         try:
-            call_command("ingest", str(kb), company="acme")
+            call_command("ingest", str(kb), company=DEMO_COMPANY)
         except CommandError as exc:
             # Files that could be read are indexed; the replay still shows what the bot answers from them.
             ingest_error = str(exc)
@@ -137,7 +141,8 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
              "--timeout", "120"],
             env=env, cwd=settings.BASE_DIR)
         _wait_http(public, web)
-        failures += _replay(bot, webhook_url, emulator, update_files, updates, timeout, out)
+        replay_failures, rejected = _replay(bot, webhook_url, emulator, update_files, updates, timeout, out)
+        failures += replay_failures
     finally:
         if web is not None:
             web.send_signal(signal.SIGTERM)
@@ -152,11 +157,12 @@ def run_demo(*, kb: Path, updates: Path, out=print, timeout: float = 120.0, port
         emulator.stop()
     answered = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.DONE).count()
     ignored = TelegramUpdate.objects.filter(bot=bot, status=TelegramUpdate.Status.IGNORED).count()
-    out(f"\nDone: {len(update_files)} updates replayed: {answered} handled with a reply or action, {ignored} ignored, "
-        f"{failures} failed. The inbox, messages and usage stay in the database (var/).")
+    out(f"\nDone: {len(update_files)} update files: {answered} handled with a reply or action, {ignored} ignored, "
+        f"{failures} failed, {rejected} not sent or refused by the webhook (not JSON, or not an update). The inbox, "
+        "messages and usage stay in the database (var/).")
     if ingest_error:
         out(f"Some files of {kb} were not indexed: {ingest_error}")
-    return 1 if failures or ingest_error else 0
+    return 1 if failures or rejected or ingest_error else 0
 
 
 def _connect_demo_bot(emulator: TelegramEmulator, public: str, out) -> tuple[Bot, str]:
@@ -169,8 +175,16 @@ def _connect_demo_bot(emulator: TelegramEmulator, public: str, out) -> tuple[Bot
         from bots.telegram_setup import bot_register_webhook
         from tenants.models import Company
 
-        company = Company.objects.get(slug="acme")
-        bot = Bot.objects.filter(telegram_id=DEMO_BOT_ID).first()
+        company = Company.objects.get(slug=DEMO_COMPANY)
+        elsewhere = Bot.objects.filter(telegram_id=DEMO_BOT_ID).exclude(company=company).select_related("company")
+        for old in elsewhere:
+            if old.name != DEMO_BOT_NAME:
+                raise ValueError(f"the demo's bot @{DEMO_USERNAME} is connected to company '{old.company.slug}' as "
+                                 f"'{old.name}'; disconnect it there first")
+            # Earlier demos ran in "acme": their bot (and its demo conversations) move out of the way.
+            out(f"    removing the demo bot of an earlier demo from company '{old.company.slug}'")
+            old.delete()
+        bot = Bot.objects.filter(telegram_id=DEMO_BOT_ID, company=company).first()
         if bot is None:
             bot = bot_connect(company=company, token=DEMO_TOKEN, name=DEMO_BOT_NAME, register_webhook=False)
         elif bot.status != Bot.Status.ACTIVE:
@@ -185,10 +199,10 @@ def _connect_demo_bot(emulator: TelegramEmulator, public: str, out) -> tuple[Bot
 
 
 def _replay(bot: Bot, webhook_url: str, emulator: TelegramEmulator, update_files: list[Path], updates: Path,
-            timeout: float, out) -> int:
-    """Post each update file to the webhook and print the bot's replies; returns the number of updates
-    that ended failed."""
-    failures = 0
+            timeout: float, out) -> tuple[int, int]:
+    """Post each update file to the webhook and print the bot's replies; returns (updates that ended
+    failed, files not sent or refused by the webhook: not JSON, or a non-200 answer)."""
+    failures = rejected = 0
     out(f"==> 6/6 Replaying {len(update_files)} updates from {updates}")
     token_secret = {"X-Telegram-Bot-Api-Secret-Token": bot.webhook_secret}
     with httpx.Client(timeout=10) as client:
@@ -197,12 +211,14 @@ def _replay(bot: Bot, webhook_url: str, emulator: TelegramEmulator, update_files
                 payload = json.loads(path.read_text())
             except ValueError as exc:
                 out(f"\n[{number}/{len(update_files)}] {path.name}: not JSON ({exc}); skipped")
+                rejected += 1
                 continue
             before = len(emulator.sent_messages())
             response = client.post(webhook_url, json=payload, headers=token_secret)
             out(f"\n[{number}/{len(update_files)}] {path.name}  -> webhook HTTP {response.status_code}")
             out(f"  user: {_describe(payload)}")
             if response.status_code != 200 or not isinstance(payload.get("update_id"), int):
+                rejected += 1
                 continue
             status = _wait_processed(bot.id, payload["update_id"], timeout)
             replies = emulator.sent_messages()[before:]
@@ -215,7 +231,7 @@ def _replay(bot: Bot, webhook_url: str, emulator: TelegramEmulator, update_files
             for reply in replies:
                 text = _visible(str(reply.get("text", "")), reply.get("parse_mode"))
                 out("  bot: " + text.replace("\n", "\n       "))
-    return failures
+    return failures, rejected
 
 
 def _disable_demo_bot(bot: Bot, emulator: TelegramEmulator, out) -> None:

@@ -315,7 +315,8 @@ def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: in
     if not extra:
         for other in content[1:]:
             if other.document_id == best.document_id and _other_section(other, best):
-                extra.append((other.chunk_id, other.section))
+                if other.score >= best.score * settings.RAG_ANSWER_APPEND_MIN_SCORE_RATIO:
+                    extra.append((other.chunk_id, other.section))
                 break
     free = budget - len(text)
     for chunk_id, section in extra:
@@ -327,7 +328,7 @@ def compose_answer(chunks: list, *, question_terms: dict[str, float], budget: in
             continue
         room = free - len(heading) - 3
         more = extract_answer(body, question_terms=question_terms, budget=room) if room > 80 else ""
-        if more and len(more) <= room:
+        if more and len(more) <= room and not more.rstrip().endswith(":"):  # not a bare label ("macOS:")
             heading_line = f"{heading}:" if heading and heading[-1] not in ".:?!" else heading
             text = text + "\n\n" + (heading_line + "\n" if heading_line else "") + more
             used.append(chunk_id)

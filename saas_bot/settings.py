@@ -292,6 +292,9 @@ RAG_CHUNK_TOKENS = env.int("RAG_CHUNK_TOKENS", default=200)
 RAG_CHUNK_OVERLAP_TOKENS = env.int("RAG_CHUNK_OVERLAP_TOKENS", default=40)
 # An extractive answer (no chat model) is at most this many characters of the best section (rag/extractive.py).
 RAG_ANSWER_MAX_CHARS = env.int("RAG_ANSWER_MAX_CHARS", default=900)
+# An extractive answer adds the next retrieved section of the same document only when that section's fused
+# score is at least this share of the best one's (docs/answers.md: measured on the development sets).
+RAG_ANSWER_APPEND_MIN_SCORE_RATIO = env.float("RAG_ANSWER_APPEND_MIN_SCORE_RATIO", default=0.6)
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -65,3 +65,42 @@ def test_a_demo_that_fails_still_disables_its_bot(tmp_path, monkeypatch):
     assert any("could not be indexed" in line and "goes on with the files that were indexed" in line
                for line in lines)
     assert any("disabled (webhook removed)" in line for line in lines)
+
+
+def test_an_empty_kb_or_updates_value_is_refused(tmp_path):
+    # `make demo KB=` passed --kb "" and the demo indexed the current folder: the whole repository.
+    with pytest.raises(CommandError, match="KB is empty"):
+        call_command("demo", "--kb", "", "--updates", str(tmp_path))
+    with pytest.raises(CommandError, match="UPDATES is empty"):
+        call_command("demo", "--kb", str(tmp_path), "--updates", " ")
+
+
+@pytest.mark.django_db
+def test_the_demo_runs_in_its_own_company_and_leaves_acme_alone(tmp_path, monkeypatch, make_company, telegram):
+    """A trial user's uploads to "acme" were deleted by the next `make demo` (it replaces its company's knowledge
+    base with the KB folder, and ran in "acme"). The demo now has its own company; a demo bot left in "acme" by an
+    earlier demo is removed there, and acme's documents stay."""
+    from bots.demo import DEMO_BOT_ID, DEMO_COMPANY, run_demo
+    from bots.lifecycle import bot_connect
+    from rag.models import Document
+    from rag.services import document_add_text
+
+    acme = make_company("acme")
+    mine, _ = document_add_text(company=acme, title="Office", text="# Office\nThe parking code is 4711.")
+    telegram.add_bot(DEMO_TOKEN, id=DEMO_BOT_ID, username="acme_support_bot")
+    bot_connect(company=acme, token=DEMO_TOKEN, name=DEMO_BOT_NAME, register_webhook=False)
+    kb, updates = tmp_path / "kb", tmp_path / "updates"
+    kb.mkdir()
+    updates.mkdir()
+    (kb / "visitors.txt").write_text("Parking is free for visitors in the front lot.\n")
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "no_such_settings_module")  # stop once the KB is ingested
+    lines = []
+    with pytest.raises(RuntimeError, match="the web app exited"):
+        run_demo(kb=kb, updates=updates, out=lines.append)
+    assert Document.objects.filter(id=mine.id, company=acme).exists()
+    assert not Bot.objects.filter(company=acme).exists()
+    demo_bot = Bot.objects.get(telegram_id=DEMO_BOT_ID)
+    assert demo_bot.company.slug == DEMO_COMPANY
+    assert list(Document.objects.filter(company=demo_bot.company).values_list("file_name", flat=True)) == \
+        ["visitors.txt"]
+    assert any("removing the demo bot of an earlier demo from company 'acme'" in line for line in lines)

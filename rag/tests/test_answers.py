@@ -327,3 +327,24 @@ def test_a_pdf_section_continued_on_the_next_page_is_answered_in_page_order(make
     text = answer.text
     assert text.index("1. Make sure you have Flatpak") < text.index("flatpak install flathub") < text.index("3. After")
     assert not is_truncated(text) and text.count("1. Make sure you have Flatpak") == 1
+
+
+def test_a_weakly_related_next_section_is_not_appended(monkeypatch, settings):
+    """The demo's rate-limit answer ran on into the "Errors" section (fused score 0.50 against the best's 0.91):
+    a section is added only from RAG_ANSWER_APPEND_MIN_SCORE_RATIO of the best score (0.6)."""
+    from types import SimpleNamespace
+
+    import rag.extractive as extractive
+
+    texts = {1: "Each access token may send up to 600 requests per minute.",
+             2: "Server errors can be retried safely for GET requests."}
+    monkeypatch.setattr(extractive, "section_text", lambda chunk_id: texts[chunk_id])
+
+    def chunk(chunk_id, section, score):
+        return SimpleNamespace(chunk_id=chunk_id, document_id=7, section=section, page=2, score=score,
+                               text=texts[chunk_id])
+
+    weak = extractive.compose_answer([chunk(1, "Rate limits", 0.91), chunk(2, "Errors", 0.50)], question_terms={})
+    assert weak.chunk_ids == [1] and "Server errors" not in weak.text
+    close = extractive.compose_answer([chunk(1, "Rate limits", 0.91), chunk(2, "Errors", 0.80)], question_terms={})
+    assert close.chunk_ids == [1, 2] and "Errors:\nServer errors" in close.text

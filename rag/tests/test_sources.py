@@ -198,3 +198,15 @@ def test_a_run_left_by_a_dead_worker_is_failed_and_the_source_queued_again(compa
     dead.refresh_from_db()
     assert dead.status == SyncRun.Status.FAILED and "worker stopped" in dead.error
     assert SyncRun.objects.filter(source=source, status=SyncRun.Status.QUEUED).count() == 1
+
+
+def test_sync_sources_with_nothing_to_sync_is_not_a_failure(company):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("sync_sources", "--company", company.slug, stdout=out)  # a scheduled run, no sources yet
+    assert "No sources to sync." in out.getvalue()
+    with pytest.raises(CommandError, match="No such source"):
+        call_command("sync_sources", "--source", "999999")

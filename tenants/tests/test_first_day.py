@@ -53,6 +53,8 @@ def test_company_setup_refuses_a_weak_password_or_bad_email_and_stores_no_user()
     with pytest.raises(CommandError, match="--password needs --owner"):
         _setup("--slug", "acme", "--password", "Tulip-Harbor-93")
     assert not User.objects.exists()
+    # ... and no company without its owner: the refusal undoes the company and its subscription too.
+    assert not Company.objects.filter(slug="acme").exists()
 
 
 def test_an_existing_user_becomes_owner_and_a_viewer_is_raised():

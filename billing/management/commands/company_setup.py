@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from billing.models import Plan, Subscription
 from billing.services import plan_ensure_defaults, subscription_start
@@ -33,20 +34,22 @@ class Command(BaseCommand):
         if plan_obj is None:
             codes = ", ".join(Plan.objects.values_list("code", flat=True))
             raise CommandError(f"No plan '{plan}'. Plans: {codes}")
+        # All or nothing: a refused owner (bad email, weak password) leaves no company without an owner behind.
         try:
-            company = Company.objects.filter(slug=slug).first() or company_create(name=name or slug.title(), slug=slug)
+            with transaction.atomic():
+                company = Company.objects.filter(slug=slug).first() or company_create(name=name or slug.title(),
+                                                                                     slug=slug)
+                live = Subscription.objects.for_company(company).filter(
+                    status__in=Subscription.LIVE_STATUSES).first()
+                if live is None or live.plan_id != plan_obj.id:
+                    live = subscription_start(company=company, plan=plan_obj)
+                membership, generated = (company_owner_ensure(company=company, email=owner, password=password)
+                                         if owner else (None, None))
         except ServiceError as exc:
-            raise CommandError(exc.message) from exc
-        live = Subscription.objects.for_company(company).filter(status__in=Subscription.LIVE_STATUSES).first()
-        if live is None or live.plan_id != plan_obj.id:
-            live = subscription_start(company=company, plan=plan_obj)
+            raise CommandError(f"{exc.message} ({exc.code}); nothing was changed.") from exc
         self.stdout.write(f"Company '{company.slug}' on plan '{plan_obj.code}' ({live.status}), "
                           f"period {live.current_period_start:%Y-%m-%d} to {live.current_period_end:%Y-%m-%d}.")
-        if owner:
-            try:
-                membership, generated = company_owner_ensure(company=company, email=owner, password=password)
-            except ServiceError as exc:
-                raise CommandError(f"{exc.message} ({exc.code})") from exc
+        if membership is not None:
             login = membership.user.username
             if generated:
                 self.stdout.write(f"Owner {login} created. Password (shown once): {generated}")

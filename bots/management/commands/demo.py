@@ -21,6 +21,9 @@ class Command(BaseCommand):
                             help="Telegram emulator port on 127.0.0.1 (default: a free one).")
 
     def handle(self, *args, kb: str, updates: str, port: int, telegram_port: int, **options):
+        for name, value in (("KB", kb), ("UPDATES", updates)):
+            if not value.strip():  # `make demo KB=` would otherwise index the current folder: the repository
+                raise CommandError(f"{name} is empty: give a folder, or leave it unset for the demo's own")
         try:
             code = run_demo(kb=Path(kb), updates=Path(updates), out=self.stdout.write, port=port,
                             telegram_port=telegram_port)

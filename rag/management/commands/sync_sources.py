@@ -30,7 +30,11 @@ class Command(BaseCommand):
             found = found.filter(id=source)
         sources = list(found)
         if not sources:
-            raise CommandError("No such source." if source is not None else "No sources to sync.")
+            if source is not None:
+                raise CommandError("No such source.")
+            # Nothing to do is not a failure (a scheduled `sync_sources` on a deployment without sources).
+            self.stdout.write("No sources to sync.")
+            return
         failed = 0
         for item in sources:
             # One display per run on stderr (the raw stream: OutputWrapper would end every tqdm redraw with a

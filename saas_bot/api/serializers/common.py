@@ -27,20 +27,24 @@ class StrictTypes:
 
     DRF turns ``{"question": 42}`` into "42" and ``{"conversation_id": true}`` into 1; a client that sends
     a number for a text field has a bug it should hear about. Text fields take strings; integer and id
-    fields take integers (or strings of digits: query parameters and multipart forms only carry strings);
-    booleans are never numbers. ``null`` stays with the field's own ``allow_null``.
+    fields take integers: in a JSON body only JSON numbers (``"24"`` is text, refused), in a form or
+    multipart body (a QueryDict, which only carries strings) strings of digits; booleans are never
+    numbers. ``null`` stays with the field's own ``allow_null``.
     """
 
     def to_internal_value(self, data):
         from collections.abc import Mapping
 
+        from django.http import QueryDict
+
         errors = {}
         if isinstance(data, Mapping):
+            digits_allowed = isinstance(data, QueryDict)
             for name, field in self.fields.items():
                 if field.read_only or name not in data:
                     continue
                 value = data[name]
-                problem = _type_problem(field, value)
+                problem = _type_problem(field, value, digits_allowed=digits_allowed)
                 if problem:
                     errors[name] = [problem]
         if errors:
@@ -48,21 +52,22 @@ class StrictTypes:
         return super().to_internal_value(data)
 
 
-def _is_integer_like(value) -> bool:
+def _is_integer_like(value, *, digits_allowed: bool) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value) is not None)
+        digits_allowed and isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value) is not None)
 
 
-def _type_problem(field, value) -> str | None:
+def _type_problem(field, value, *, digits_allowed: bool) -> str | None:
     if value is None:
         return None
     if isinstance(field, serializers.CharField) and not isinstance(value, str):
         return "Must be a string."
     if isinstance(field, (serializers.IntegerField, serializers.PrimaryKeyRelatedField)) \
-            and not _is_integer_like(value):
+            and not _is_integer_like(value, digits_allowed=digits_allowed):
         return "Must be an integer."
     if isinstance(field, serializers.ManyRelatedField):
-        if not isinstance(value, list) or not all(_is_integer_like(item) for item in value):
+        if not isinstance(value, list) or not all(_is_integer_like(item, digits_allowed=digits_allowed)
+                                                  for item in value):
             return "Must be a list of integer ids."
     if isinstance(field, serializers.ChoiceField) and not isinstance(value, str):
         return "Must be a string."

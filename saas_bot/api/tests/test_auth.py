@@ -143,3 +143,12 @@ def test_invalid_idempotency_keys_are_400(api, key):
     response = api.post("/api/v1/documents", {"title": "T", "text": "body"}, format="json",
                         headers={"Idempotency-Key": key})
     assert response.status_code == 400 and _error(response)["code"] == "idempotency_key_invalid"
+
+
+@pytest.mark.parametrize("days", ["0", "-1"])
+def test_api_key_create_refuses_a_key_that_would_be_expired_at_once(company, days):
+    # It printed a key that the API then refused with "This API key has expired."
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--expires-days must be 1 to 36500"):
+        call_command("api_key_create", "--company", company.slug, "--name", "x", "--expires-days", days)

@@ -61,6 +61,8 @@ def test_too_many_fields_does_not_name_the_setting(company, api):
     ({"question": True}, "question"), ({"question": "ok?", "conversation_id": True}, "conversation_id"),
     ({"question": "ok?", "conversation_id": 1.5}, "conversation_id"),
     ({"question": "ok?", "conversation_id": "1e3"}, "conversation_id"),
+    # Digits as text are text in JSON (docs/api.md: never coerced); a trial user's "24" continued conversation 24.
+    ({"question": "ok?", "conversation_id": "24"}, "conversation_id"),
 ])
 def test_ask_with_a_wrong_json_type_is_400_naming_the_field_and_not_metered(company, api, bot, body, field):
     response = api.post(f"/api/v1/bots/{bot.id}/ask", body, format="json")

@@ -25,6 +25,9 @@ class Command(BaseCommand):
             raise CommandError(f"No company with slug {company!r}.") from None
         if not name.strip() or len(name) > 50:
             raise CommandError("--name must be 1-50 characters.")
+        if expires_days is not None and not 0 < expires_days <= 36500:
+            raise CommandError(f"--expires-days must be 1 to 36500 (a key of {expires_days} days would be expired "
+                               "at once); leave it out for a key that does not expire.")
         expiry = timezone.now() + dt.timedelta(days=expires_days) if expires_days else None
         api_key, key = ApiKey.objects.create_key(name=name.strip(), company=target, expiry_date=expiry)
         self.stderr.write(f"API key {api_key.prefix} for {target.slug} (shown once, keep it secret):")
