@@ -26,8 +26,11 @@ def documents_sweep_task() -> None:
     whose task was lost (beat, every 5 minutes)."""
     from rag.knowledge_base import knowledge_base_switches_sweep
 
+    from rag.versions import versions_sweep
+
     documents_sweep()
     knowledge_base_switches_sweep()
+    versions_sweep()
 
 
 @shared_task(name="rag.knowledge_base_reembed", acks_late=True, soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
@@ -52,3 +55,12 @@ def sources_sync_due_task() -> None:
     from rag.sources import sources_sync_due
 
     sources_sync_due()
+
+
+@shared_task(name="rag.versions_advance", acks_late=True, soft_time_limit=1800, time_limit=1900)
+def versions_advance_task(company_id: int) -> None:
+    """Build the company's knowledge-base versions whose documents are indexed: golden check, then live or
+    held (rag/versions.py; queued when a change could not take the version lock at once)."""
+    from rag.versions import versions_advance
+
+    versions_advance(company_id)

@@ -47,12 +47,18 @@ from saas_bot.errors import NotFound, ValidationFailed
 logger = logging.getLogger("saas_bot.rag")
 
 _LOCK_CLASS = 17017  # pg_advisory_xact_lock(class, company id): one version step at a time per company
+_NUMBER_LOCK_CLASS = 17018  # the same, for numbering new versions (held only while one is created)
 Status = KnowledgeBaseVersion.Status
 
 
-def _company_lock(company_id: int) -> None:
+def _company_lock(company_id: int, *, wait: bool = True, lock_class: int = _LOCK_CLASS) -> bool:
+    """Take the company's version lock until the transaction ends; ``wait=False``: only if free (True if taken)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, int(company_id)])
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [lock_class, int(company_id)])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [lock_class, int(company_id)])
+        return bool(cursor.fetchone()[0])
 
 
 def _kb_row(company_id: int) -> None:
@@ -83,7 +89,7 @@ def version_record_batch(batch) -> KnowledgeBaseVersion | None:
                         "title": titles.get(change.document_id, "")})
     with transaction.atomic():
         _kb_row(batch.company_id)
-        _company_lock(batch.company_id)
+        _company_lock(batch.company_id, lock_class=_NUMBER_LOCK_CLASS)  # numbering only: never behind a check
         last = (KnowledgeBaseVersion.objects.filter(company_id=batch.company_id)
                 .order_by("-number").values_list("number", flat=True).first()) or 0
         version = KnowledgeBaseVersion.objects.create(
@@ -91,7 +97,16 @@ def version_record_batch(batch) -> KnowledgeBaseVersion | None:
             changes=changes, added=sum(c["action"] == "added" for c in changes),
             changed=sum(c["action"] == "changed" for c in changes),
             removed=sum(c["action"] == "removed" for c in changes))
-    versions_advance(batch.company_id)
+    if connection.in_atomic_block:
+        # Inside the caller's transaction (an upload or a delete in a request): never wait behind a golden
+        # check that holds the version lock; if it is busy, build after the commit instead.
+        if versions_advance(batch.company_id, wait=False) is None:
+            from rag.tasks import versions_advance_task
+            from saas_bot.tasking import enqueue_on_commit
+
+            enqueue_on_commit(versions_advance_task, batch.company_id, background=True)
+    else:
+        versions_advance(batch.company_id)
     version.refresh_from_db()
     return version
 
@@ -126,49 +141,80 @@ def _ready(version: KnowledgeBaseVersion) -> bool:
                                                                Document.Status.PROCESSING]).exists()
 
 
-def versions_advance(company_id: int) -> list[KnowledgeBaseVersion]:
+def versions_advance(company_id: int, *, wait: bool = True) -> list[KnowledgeBaseVersion] | None:
     """Build every building version of the company whose documents are indexed (oldest first): check it
-    against the golden questions and make it live or hold it.
+    against the golden questions and make it live or hold it. Versions created meanwhile are looked at too.
+
+    Args:
+        wait: wait for the company's version lock (held during another build and its golden check);
+            False: return None at once if it is held.
 
     Returns:
-        The versions built by this call (live or held).
+        The versions built by this call (live or held); None when ``wait=False`` found the lock held.
     """
-    built = []
-    for version_id in list(KnowledgeBaseVersion.objects.filter(company_id=company_id, status=Status.BUILDING)
-                           .order_by("number").values_list("id", flat=True)):
-        with transaction.atomic():
-            _company_lock(company_id)
-            version = KnowledgeBaseVersion.objects.select_for_update().get(id=version_id)
-            if version.status != Status.BUILDING or not _ready(version):
-                continue
-            revisions = _candidate(company_id, version.changes)
-            version.revisions = {str(d): r for d, r in revisions.items()}
-            version.built_at = timezone.now()
-            questions = list(GoldenQuestion.objects.filter(company_id=company_id))
-            if questions:
-                try:
-                    report = golden_check(company_id=company_id, revisions=revisions, questions=questions)
-                except Exception as exc:  # a provider outage must not make a version live unchecked
-                    logger.exception("golden check of version %s of company %s failed", version.number,
-                                     company_id)
-                    report = GoldenReport(results=[], passed=0, total=len(questions), ok=False,
-                                          reason=f"The golden check could not run ({type(exc).__name__}: {exc}).")
-                version.golden_results = report.results
-                version.golden_passed, version.golden_total = report.passed, report.total
-                if not report.ok:
-                    version.status = Status.HELD
-                    version.note = report.reason
-                    version.save()
-                    logger.info("knowledge base version %s of company %s held: %s", version.number, company_id,
-                                report.reason)
-                    built.append(version)
-                    continue
-            version.save()
-            _switch(version, revisions)
-            built.append(version)
+    built: list[KnowledgeBaseVersion] = []
+    tried: set[int] = set()
+    while True:
+        pending = [v for v in KnowledgeBaseVersion.objects.filter(company_id=company_id, status=Status.BUILDING)
+                   .order_by("number").values_list("id", flat=True) if v not in tried]
+        if not pending:
+            break
+        for version_id in pending:
+            tried.add(version_id)
+            with transaction.atomic():
+                if not _company_lock(company_id, wait=wait):
+                    return None
+                _build(company_id, version_id, built)
     if built:
         versions_cleanup(company_id)
     return built
+
+
+def _build(company_id: int, version_id: int, built: list[KnowledgeBaseVersion]) -> None:
+    """Build one version (under the company's version lock, in the caller's transaction)."""
+    version = KnowledgeBaseVersion.objects.select_for_update().get(id=version_id)
+    if version.status != Status.BUILDING or not _ready(version):
+        return
+    revisions = _candidate(company_id, version.changes)
+    version.revisions = {str(d): r for d, r in revisions.items()}
+    version.built_at = timezone.now()
+    questions = list(GoldenQuestion.objects.filter(company_id=company_id))
+    if questions:
+        try:
+            report = golden_check(company_id=company_id, revisions=revisions, questions=questions)
+        except Exception as exc:  # a provider outage must not make a version live unchecked
+            logger.exception("golden check of version %s of company %s failed", version.number,
+                             company_id)
+            report = GoldenReport(results=[], passed=0, total=len(questions), ok=False,
+                                  reason=f"The golden check could not run ({type(exc).__name__}: {exc}).")
+        version.golden_results = report.results
+        version.golden_passed, version.golden_total = report.passed, report.total
+        if not report.ok:
+            version.status = Status.HELD
+            version.note = report.reason
+            version.save()
+            logger.info("knowledge base version %s of company %s held: %s", version.number, company_id,
+                        report.reason)
+            built.append(version)
+            return
+    version.save()
+    _switch(version, revisions)
+    built.append(version)
+
+
+def versions_sweep(*, older_than_seconds: int = 300) -> int:
+    """Build versions left building (periodic, with the documents sweep): for each company with a version
+    building for more than ``older_than_seconds``, ``versions_advance`` if its lock is free.
+
+    Returns:
+        How many versions were built.
+    """
+    from datetime import timedelta
+
+    before = timezone.now() - timedelta(seconds=older_than_seconds)
+    companies = set(KnowledgeBaseVersion.objects.filter(status=Status.BUILDING, created_at__lt=before)
+                    .values_list("company_id", flat=True))
+    return sum(len(versions_advance(company_id, wait=False) or []) for company_id in companies)
 
 
 # -- switching -----------------------------------------------------------------------------------------

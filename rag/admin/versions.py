@@ -98,7 +98,7 @@ class KnowledgeBaseVersionAdmin(CompanyScopedAdmin):
         for version in queryset:
             _run(request, versions.version_recheck, version, "Version {number}: {status}.")
 
-    @admin.action(description="Compare the two selected versions")
+    @admin.action(description="Compare the two selected versions", permissions=["change"])  # viewers: export only
     def compare_action(self, request, queryset):
         chosen = sorted(queryset, key=lambda v: v.number)
         if len(chosen) != 2:

@@ -290,3 +290,37 @@ def test_a_sync_run_is_held_by_a_golden_question_then_fixed_and_live(company, de
         fixed = KnowledgeBaseVersion.objects.get(company=company, origin="sync_run", origin_id=third.id)
         assert fixed.status == Status.LIVE and live(company) == fixed
         assert "ten working days" in top_text(company, question)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_does_not_wait_behind_a_version_build(make_company):
+    """A build holds the company's version lock through its golden check; a delete made meanwhile (a
+    request) returns at once, and its version is built by a queued task once the lock is free."""
+    from django.db import transaction
+
+    from saas_bot.tasking import wait_for_background_tasks
+
+    company = make_company("busy")
+    doc = add(company, "a.md", REFUNDS_OLD)
+    held, release = threading.Event(), threading.Event()
+
+    def build_in_progress():
+        with transaction.atomic():
+            versions._company_lock(company.id)
+            held.set()
+            release.wait(20)
+        connection.close()
+
+    thread = threading.Thread(target=build_in_progress)
+    thread.start()
+    assert held.wait(10)
+    started = time.monotonic()
+    document_delete(company=company, document_id=doc.id)
+    elapsed = time.monotonic() - started
+    version = KnowledgeBaseVersion.objects.get(company=company, number=2)
+    assert elapsed < 3 and version.status == Status.BUILDING
+    release.set()
+    thread.join()
+    wait_for_background_tasks()
+    version.refresh_from_db()
+    assert version.status == Status.LIVE and version.removed == 1

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bots.models import Bot, Chat, Conversation, Message, TelegramUser
-from rag.models import Collection, Document, KnowledgeBase, Source, SyncRun
+from rag.models import Collection, Document, GoldenQuestion, KnowledgeBase, KnowledgeBaseVersion, Source, SyncRun
 from saas_bot.api.models import ApiKey
 from saas_bot.crypto import encrypt_secret
 from tenants.access import PLATFORM_STAFF_GROUP
@@ -62,6 +62,10 @@ FACTORIES = {
                                             url=f"https://{c.slug}.example/help/"),
     SyncRun: lambda c: SyncRun.objects.create(company=c, source=Source.objects.create(
         company=c, name=f"{c.slug} source {next(_seq)}", url=f"https://{c.slug}.example/"), error=f"{c.slug} run"),
+    KnowledgeBaseVersion: lambda c: KnowledgeBaseVersion.objects.create(
+        company=c, number=next(_seq), origin="upload", note=f"{c.slug} version",
+        changes=[{"action": "added", "document_id": 0, "title": f"{c.slug} doc"}]),
+    GoldenQuestion: lambda c: GoldenQuestion.objects.create(company=c, question=f"{c.slug} golden?", must_refuse=True),
     Membership: lambda c: Membership.objects.create(company=c, user=_user(f"m{next(_seq)}@{c.slug}.test"),
                                                     role=Membership.Role.VIEWER),
     Invitation: lambda c: Invitation.objects.create(company=c, email=f"i{next(_seq)}@{c.slug}.test",
