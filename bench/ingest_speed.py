@@ -56,7 +56,8 @@ def run_dataset(name: str, files: list[tuple[str, bytes, str | None]]) -> dict:
     from rag.embeddings import embed_texts
     from rag.extraction import extract
     from rag.models import Chunk, Document
-    from rag.services import _index_text, document_add, documents_ingest
+    from rag.chunk_store import _index_text
+    from rag.services import document_add, documents_ingest
     from rag.splitting import split_sections
     from tenants.services import company_create
 

@@ -11,7 +11,7 @@ Data, built cheaply but shaped like the product's:
   embedding + gaussian noise (sigma ``--noise`` per dimension), renormalised;
 - all of it in a private database on the same server (``saas_bot_bench_retrieval``, migrated,
   dropped at the end), so nobody else's rows mix in and cleanup is complete;
-- rows written by the product's own ``rag.services._document_write_chunks`` (bulk insert into
+- rows written by the product's own ``rag.chunk_store._document_write_chunks`` (bulk insert into
   rag_chunk, then the same SQL fills search_vector, lexeme_count, rag_chunkterm postings and
   rag_corpusstat), in synthetic documents of ``--doc-chunks`` chunks; the HNSW index is dropped
   during the load and rebuilt with the migration's exact definition (read from pg_indexes), which
@@ -53,7 +53,7 @@ def build_pool(corpus_dir: Path, real_chunks: int) -> dict:
     import numpy as np
 
     from rag.extraction import extract
-    from rag.services import _index_text
+    from rag.chunk_store import _index_text
     from rag.splitting import split_sections
 
     key = hashlib.sha256(f"{corpus_dir.resolve()}:{real_chunks}:v1".encode()).hexdigest()[:12]
@@ -112,11 +112,12 @@ def load_queries(corpus_dir: Path, count: int) -> tuple[list[str], list[list[flo
 
 
 def load_chunks(company, count: int, pool: dict, rng, noise: float, doc_chunks: int, label: str) -> float:
-    """Add ``count`` chunks to ``company`` through rag.services._document_write_chunks; returns seconds."""
+    """Add ``count`` chunks to ``company`` through rag.chunk_store._document_write_chunks; returns seconds."""
     import numpy as np
 
     from rag.models import Document
-    from rag.services import _document_write_chunks, _versions_after_ingest
+    from rag.chunk_store import _document_write_chunks
+    from rag.ingestion import _versions_after_ingest
     from rag.splitting import ChunkDraft
 
     started = time.perf_counter()
@@ -634,7 +635,7 @@ def main_tenants(args) -> int:
                 f"once and reused): layout `{args.tenants}` = {len(sizes)} companies, {total_rows} chunks; "
                 f"texts are {len(pool['texts'])} real SciFact chunks sampled with replacement, each copy's "
                 f"embedding the real all-MiniLM-L6-v2 one + N(0, {args.noise}) per dimension, renormalised, "
-                "written by `rag.services._document_write_chunks` (tsvector, postings, corpus stats as in "
+                "written by `rag.chunk_store._document_write_chunks` (tsvector, postings, corpus stats as in "
                 f"production); one global HNSW index built after the load. Build: {build_note}. Sizes: HNSW "
                 f"{hnsw_size}, rag_chunkterm {terms_size}, rag_chunk {chunk_size}.\n\n"
                 f"{len(queries)} SciFact queries (embedded beforehand, excluded) through `chunk_search(company, "
@@ -843,7 +844,7 @@ def main() -> int:
                 f"{len(pool['texts'])} real SciFact chunks (title + abstract, extracted and split by the "
                 "product, embedded with all-MiniLM-L6-v2) sampled with replacement; each copy's embedding is the "
                 f"real one + N(0, {args.noise}) noise per dimension, renormalised. Rows written by "
-                "`rag.services._document_write_chunks` (same SQL for tsvector, postings and corpus stats; GIN and "
+                "`rag.chunk_store._document_write_chunks` (same SQL for tsvector, postings and corpus stats; GIN and "
                 "postings indexes live; the HNSW index dropped during the load and rebuilt afterwards with the "
                 f"migration's definition `{hnsw_def}`), {args.doc_chunks} chunks per synthetic document, then "
                 "VACUUM (ANALYZE), as autovacuum would in steady state. A "

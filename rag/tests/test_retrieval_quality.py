@@ -1,7 +1,7 @@
 """Retrieval quality properties on real PostgreSQL: BM25 ranking, any-term matching, typo tolerance,
 tenant isolation with the filtered-HNSW path, and the refusal gate.
 
-Chunks are written by the ingest path's own writer (``rag.services._document_write_chunks``: rows,
+Chunks are written by the ingest path's own writer (``rag.chunk_store._document_write_chunks``: rows,
 tsvector, BM25 postings, corpus statistics) with synthetic unit vectors, so no model is loaded
 except in the one test marked ``slow``.
 """
@@ -17,7 +17,8 @@ from django.test.utils import CaptureQueriesContext
 from rag.models import Document
 from rag.relevance import is_answerable
 from rag.retrieval import RetrievedChunk, chunk_search, dense_search, lexical_search, query_terms
-from rag.services import _document_write_chunks, _versions_after_ingest
+from rag.chunk_store import _document_write_chunks
+from rag.ingestion import _versions_after_ingest
 from rag.splitting import ChunkDraft
 
 pytestmark = pytest.mark.django_db
