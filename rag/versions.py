@@ -1,4 +1,4 @@
-"""Knowledge-base versions and golden questions (issue 17, items 3-4; docs/knowledge-base.md "Versions").
+"""Knowledge-base versions (issue 17, item 3; docs/knowledge-base.md "Versions"); golden questions are rag/golden.py.
 
 A *revision* is one indexing of a document: ``documents_ingest`` writes a document's chunks under a new
 revision number (``Chunk.revision``, the document's ``revision`` counter) beside its older ones, *not
@@ -35,12 +35,12 @@ row): a removal is live when it is made, and a rollback cannot bring a deleted d
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from rag.golden import GoldenReport, golden_check, golden_question_save  # noqa: F401 (golden_question_save: callers)
 from rag.models import Document, GoldenQuestion, KnowledgeBase, KnowledgeBaseVersion
 from saas_bot.errors import NotFound, ValidationFailed
 
@@ -181,7 +181,7 @@ def _build(company_id: int, version_id: int, built: list[KnowledgeBaseVersion]) 
     questions = list(GoldenQuestion.objects.filter(company_id=company_id))
     if questions:
         try:
-            report = golden_check(company_id=company_id, revisions=revisions, questions=questions)
+            report = golden_check(company_id=company_id, revisions=revisions, apply=_apply, questions=questions)
         except Exception as exc:  # a provider outage must not make a version live unchecked
             logger.exception("golden check of version %s of company %s failed", version.number,
                              company_id)
@@ -313,83 +313,6 @@ def versions_cleanup(company_id: int, *, keep: int | None = None) -> int:
 
 # -- golden questions ----------------------------------------------------------------------------------
 
-@dataclass
-class GoldenReport:
-    """The golden check of a candidate: ``results`` one dict per question (id, question, passed,
-    passed_live, refused, answer, sources, cited_expected, contains_expected); ``ok`` whether it may go
-    live and, if not, ``reason``."""
-
-    results: list[dict]
-    passed: int
-    total: int
-    ok: bool
-    reason: str
-
-
-def golden_passed(question: GoldenQuestion, result) -> bool:
-    """Whether an answer scored by ``rag.answer_evaluation.score_row`` passes ``question``: a must-refuse
-    question passes when refused; otherwise the answer must not be refused, cite one of ``expected`` (if
-    any) and contain one of ``answer_contains`` (if any)."""
-    if question.must_refuse:
-        return result.refused
-    if result.refused:
-        return False
-    return (not question.expected or result.cited_expected) and (
-        not question.answer_contains or result.contains_expected)
-
-
-class _Rollback(Exception):
-    pass
-
-
-def _answer_all(company_id: int, questions: list[GoldenQuestion], revisions: dict[int, int] | None) -> list:
-    """Answer ``questions`` (rag.answer_evaluation.answers_evaluate) against ``revisions`` (None: the live
-    chunks), in a transaction that is rolled back: nothing the answers write stays, and other
-    connections never see the candidate's chunks."""
-    from rag.answer_evaluation import answers_evaluate
-    from tenants.models import Company
-
-    company = Company.objects.get(id=company_id)
-    box: list = []
-    try:
-        with transaction.atomic():
-            if revisions is not None:
-                _apply(company_id, revisions)
-            box.extend(answers_evaluate(company=company, rows=[q.as_row() for q in questions]))
-            raise _Rollback
-    except _Rollback:
-        pass
-    return box
-
-
-def golden_check(*, company_id: int, revisions: dict[int, int],
-                 questions: list[GoldenQuestion] | None = None) -> GoldenReport:
-    """Answer the company's golden questions against the candidate ``revisions`` and the live version,
-    and decide whether the candidate may go live (module docstring, step 3)."""
-    questions = questions if questions is not None else list(GoldenQuestion.objects.filter(company_id=company_id))
-    if not questions:
-        return GoldenReport(results=[], passed=0, total=0, ok=True, reason="")
-    live = _answer_all(company_id, questions, None)
-    new = _answer_all(company_id, questions, revisions)
-    results = []
-    for question, before, after in zip(questions, live, new):
-        results.append({"id": question.id, "question": question.question, "passed": golden_passed(question, after),
-                        "passed_live": golden_passed(question, before), "refused": after.refused,
-                        "answer": after.answer[:2000], "sources": [s.get("document") for s in after.sources],
-                        "cited_expected": after.cited_expected, "contains_expected": after.contains_expected})
-    passed = sum(r["passed"] for r in results)
-    threshold = KnowledgeBase.objects.filter(company_id=company_id).values_list("golden_threshold", flat=True).first()
-    if threshold is None:
-        regressions = [r for r in results if r["passed_live"] and not r["passed"]]
-        ok = not regressions
-        reason = "" if ok else (f"{len(regressions)} golden question(s) that pass on the live version fail: "
-                                + "; ".join(r["question"][:80] for r in regressions[:5]))
-    else:
-        ok = passed >= threshold * len(results) - 1e-9
-        reason = "" if ok else f"{passed} of {len(results)} golden questions pass; the threshold is {threshold:.0%}."
-    return GoldenReport(results=results, passed=passed, total=len(results), ok=ok, reason=reason)
-
-
 # -- admin actions -------------------------------------------------------------------------------------
 
 def version_get(*, company, version_id: int) -> KnowledgeBaseVersion:
@@ -511,33 +434,3 @@ def versions_compare(*, company, from_id: int, to_id: int) -> dict:
             "added": [item(d) for d in sorted(set(rb) - set(ra))],
             "changed": [item(d) for d in sorted(set(ra) & set(rb)) if ra[d] != rb[d]],
             "removed": [item(d) for d in sorted(set(ra) - set(rb))]}
-
-
-def golden_question_save(*, company, question: str, expected: list[str] | None = None,
-                         answer_contains: list[str] | None = None, must_refuse: bool = False,
-                         golden: GoldenQuestion | None = None) -> GoldenQuestion:
-    """Create (or update ``golden``) a golden question of ``company``.
-
-    Raises:
-        ValidationFailed(code="golden_question_invalid"): no question, or none of expected /
-            answer_contains / must_refuse, or must_refuse with expected or answer_contains.
-    """
-    question = (question or "").strip()
-    expected = [str(e).strip() for e in (expected or []) if str(e).strip()]
-    answer_contains = [str(a).strip() for a in (answer_contains or []) if str(a).strip()]
-    if not question:
-        raise ValidationFailed(code="golden_question_invalid", message="Write the question.")
-    if must_refuse and (expected or answer_contains):
-        raise ValidationFailed(code="golden_question_invalid",
-                               message="A must-refuse question has no expected documents or answer text.")
-    if not (must_refuse or expected or answer_contains):
-        raise ValidationFailed(code="golden_question_invalid",
-                               message="Say what a right answer is: expected documents, text it contains, "
-                                       "or that it must refuse.")
-    golden = golden or GoldenQuestion(company_id=company.id)
-    if golden.company_id != company.id:
-        raise NotFound(code="golden_question_not_found", message="Golden question not found.")
-    golden.question, golden.expected, golden.answer_contains = question[:2000], expected, answer_contains
-    golden.must_refuse = bool(must_refuse)
-    golden.save()
-    return golden
