@@ -66,7 +66,7 @@ bench-hostile: install
 	$(PY) bench/hostile_documents.py
 # Attacker and careless-client probes (fuzz, hostile URLs, cross-company, oversized bodies): docs/testing.md
 probe-hostile: install
-	$(PY) bench/hostile_probe.py
+	$(PY) bench/hostile_probe.py --jobs 2
 bench-telegram: install
 	$(PY) bench/telegram_delivery.py
 bench-usage: install
