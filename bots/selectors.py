@@ -17,7 +17,7 @@ def bot_find(*, ref: str, company: Company | None = None) -> Bot:
         bots = bots.for_company(company)
     ref = ref.strip()
     found = None
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
         found = bots.filter(id=int(ref)).first()
     found = found or bots.filter(username__iexact=ref.lstrip("@")).first() or bots.filter(public_id=ref).first()
     if found is None:

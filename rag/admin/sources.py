@@ -96,7 +96,7 @@ class SourceAdmin(RefusalShownAdmin, CompanyScopedAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})
         extra_context["auto_refresh_seconds"] = 5 if SyncRun.objects.filter(
-            source_id=object_id if str(object_id).isdigit() else 0,
+            source_id=object_id if str(object_id).isascii() and str(object_id).isdigit() else 0,
             status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING]).exists() and request.method == "GET" \
             else None
         return super().change_view(request, object_id, form_url, extra_context)

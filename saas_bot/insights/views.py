@@ -276,7 +276,7 @@ def usage_export(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("CSV export is for platform staff.")
     chosen = request.GET.get("company")
     if chosen:
-        company = Company.objects.filter(pk=chosen).first() if chosen.isdigit() else None
+        company = Company.objects.filter(pk=chosen).first() if chosen.isascii() and chosen.isdigit() else None
         if company is None:
             raise Http404("Company not found.")
         try:
@@ -301,7 +301,7 @@ def usage_export(request: HttpRequest) -> HttpResponse:
 
 
 def _ids(raw: str) -> list[int]:
-    return [int(part) for part in raw.replace(",", " ").split() if part.isdigit()]
+    return [int(part) for part in raw.replace(",", " ").split() if part.isascii() and part.isdigit()]
 
 
 def knowledge_gaps_view(request: HttpRequest) -> HttpResponse:

@@ -26,6 +26,9 @@ def test_versions_list_compare_and_roll_back(api, company):
     assert diff == {"from": 1, "to": 2, "added": [], "removed": [],
                     "changed": [{"document_id": doc.id, "title": "Refunds"}]}
     assert api.get(f"/api/v1/versions/{v1['id']}/compare").status_code == 400
+    # "¹".isdigit() is True but int("¹") raises: the hostile probe got a 500 here.
+    for to in ("¹", "٣x", "1 2"):
+        assert api.get(f"/api/v1/versions/{v1['id']}/compare", {"to": to}).status_code == 400, to
     rolled = api.post(f"/api/v1/versions/{v1['id']}/rollback")
     assert rolled.status_code == 200 and rolled.json()["status"] == "live"
     assert KnowledgeBase.objects.get(company=company).live_version_id == v1["id"]

@@ -88,7 +88,7 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyVi
     def compare(self, request, pk=None):
         version = self.get_object()  # another company's version: 404 before anything else
         raw = request.query_params.get("to", "")
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "¹".isdigit() is True, int("¹") fails
             raise ValidationFailed(code="validation_failed", message="Give ?to=<version id>.")
         return Response(version_services.versions_compare(company=self.company, from_id=version.id, to_id=int(raw)))
 

@@ -136,6 +136,8 @@ def test_staff_see_every_company_and_export_csv(client, bot, make_company):
     assert "globex" in csv[2] and ",5," in csv[2]
     daily = client.get(reverse("admin-usage-export"), {"company": bot.company.pk}).content.decode().splitlines()
     assert daily[0] == "day,bot,messages,tokens" and "@acme_test_bot" in daily[1]
+    # A non-ASCII digit ("¹".isdigit() is True, int("¹") raises) is "not found", not a 500.
+    assert client.get(reverse("admin-usage-export"), {"company": "¹"}).status_code == 404
 
 
 def test_knowledge_gaps_answer_once(client, bot, make_company):
