@@ -136,7 +136,7 @@ def probe_fuzz(a, b, args, shard: tuple[int, int] = (0, 1)) -> list[list]:
             log(f"5xx from the webhook, first body: {body[:500]!r}")
         statuses[response.status_code] += 1
 
-    if shard[0] == 0:
+    if shard[0] == 0 and not getattr(args, "only", None):
         started = time.perf_counter()
         sent = _run_strategy(update_bodies(), args.webhook, send_update)
         log(f"webhook: {sent} bodies in {time.perf_counter() - started:.0f} s: {dict(statuses)}")
@@ -148,6 +148,10 @@ def probe_fuzz(a, b, args, shard: tuple[int, int] = (0, 1)) -> list[list]:
     operations = api_operations(api.get("/api/schema/", {"format": "json"}).json())
     ids = {kind: [str(a["ids"][kind]), str(b["ids"][kind])] for kind in a["ids"]}
     ordered = sorted(operations, key=lambda op: (op["method"] == "DELETE", op["path"], op["method"]))
+    if getattr(args, "only", None):  # re-run one operation after a fix: "GET /api/v1/versions/{id}/compare"
+        ordered = [op for op in ordered if f"{op['method']} {op['path']}" == args.only]
+        if not ordered:
+            raise SystemExit(f"--only {args.only!r} names no operation of the schema")
     for operation in ordered[shard[0]::shard[1]]:
         statuses = collections.Counter()
 
@@ -385,7 +389,11 @@ def _fuzz_shard(args) -> int:
             rows = probe_fuzz(a, b, args, shard=(index, count))
     finally:
         _common.drop_private_database(name)
-    Path(args.results).write_text(json.dumps(rows))
+    if args.results:
+        Path(args.results).write_text(json.dumps(rows))
+    else:  # --only
+        for row in rows:
+            print(f"{row[0]}: {row[1]:,} requests, {row[2]} answered 5xx ({row[3]})")
     return 0
 
 
@@ -396,6 +404,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1,
                         help="processes fuzzing the API side by side (each on its own private database)")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--only", help='fuzz only this API operation ("GET /api/v1/versions/{id}/compare"), '
+                                       "no webhook and no other probe; nothing is written to the docs")
     parser.add_argument("--shard", help=argparse.SUPPRESS)  # I/N: a child of --jobs fuzzing its share only
     parser.add_argument("--results", help=argparse.SUPPRESS)  # where a child writes its rows (JSON)
     args = parser.parse_args()
@@ -412,6 +422,9 @@ def main() -> int:
     from saas_bot.testing.telegram_emulator import TelegramEmulator
 
     if args.shard:
+        return _fuzz_shard(args)
+    if args.only:
+        args.shard, args.results = "0/1", None
         return _fuzz_shard(args)
     info = _common.machine_info()
     load = _common.other_load()
