@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import sys
 import time
@@ -366,29 +367,35 @@ def _shard_rows(children) -> list[list]:
     return rows
 
 
-def _fuzz_shard(args) -> int:
-    """A child of ``--jobs``: fuzz shard I of N of the API operations on database ``<DB_NAME>_<I>``, write its
-    rows as JSON to ``--results``."""
+@contextlib.contextmanager
+def _companies(db_name: str):
+    """The probes' world: private database ``db_name`` (migrated here, dropped afterwards), the Telegram
+    emulator, and companies A and B (:func:`_fixture`); yields (a, b)."""
     from django.conf import settings
+    from django.core.management import call_command
 
     from saas_bot.testing.telegram_emulator import TelegramEmulator
 
-    index, count = (int(x) for x in args.shard.split("/"))
-    name = f"{DB_NAME}_{index}"
-    _common.use_private_database(name)
+    _common.use_private_database(db_name)
     settings.API_THROTTLE_RATE = None
     settings.ALLOWED_HOSTS = ["*"]
     try:
-        from django.core.management import call_command
-
+        log(f"migrating the private database {db_name}")
         call_command("migrate", verbosity=0)
         with TelegramEmulator() as emulator:
             settings.TELEGRAM_API_BASE_URL = emulator.base_url
-            a = _fixture("alpha", "7100000901:AAFprobeTokenForTheEmulatorOnly0000901", 7100000901, emulator)
-            b = _fixture("bravo", "7100000902:AAFprobeTokenForTheEmulatorOnly0000902", 7100000902, emulator)
-            rows = probe_fuzz(a, b, args, shard=(index, count))
+            yield (_fixture("alpha", "7100000901:AAFprobeTokenForTheEmulatorOnly0000901", 7100000901, emulator),
+                   _fixture("bravo", "7100000902:AAFprobeTokenForTheEmulatorOnly0000902", 7100000902, emulator))
     finally:
-        _common.drop_private_database(name)
+        _common.drop_private_database(db_name)
+
+
+def _fuzz_shard(args) -> int:
+    """A child of ``--jobs``: fuzz shard I of N of the API operations on database ``<DB_NAME>_<I>``, write its
+    rows as JSON to ``--results`` (``--only``: print them)."""
+    index, count = (int(x) for x in args.shard.split("/"))
+    with _companies(f"{DB_NAME}_{index}") as (a, b):
+        rows = probe_fuzz(a, b, args, shard=(index, count))
     if args.results:
         Path(args.results).write_text(json.dumps(rows))
     else:  # --only
@@ -416,11 +423,6 @@ def main() -> int:
     import logging
 
     logging.disable(logging.CRITICAL)  # 10,000s of refused requests would flood the terminal
-    from django.conf import settings
-    from django.core.management import call_command
-
-    from saas_bot.testing.telegram_emulator import TelegramEmulator
-
     if args.shard:
         return _fuzz_shard(args)
     if args.only:
@@ -429,17 +431,9 @@ def main() -> int:
     info = _common.machine_info()
     load = _common.other_load()
     children = _start_shards(args)
-    _common.use_private_database(DB_NAME)
-    settings.API_THROTTLE_RATE = None
-    settings.ALLOWED_HOSTS = ["*"]
     started = time.perf_counter()
     try:
-        log("migrating the private database")
-        call_command("migrate", verbosity=0)
-        with TelegramEmulator() as emulator:
-            settings.TELEGRAM_API_BASE_URL = emulator.base_url
-            a = _fixture("alpha", "7100000901:AAFprobeTokenForTheEmulatorOnly0000901", 7100000901, emulator)
-            b = _fixture("bravo", "7100000902:AAFprobeTokenForTheEmulatorOnly0000902", 7100000902, emulator)
+        with _companies(DB_NAME) as (a, b):
             log("cross-company")
             cross = probe_cross_company(a, b)
             log(f"cross-company: {cross}")
@@ -456,7 +450,6 @@ def main() -> int:
         for process, _ in children:
             if process.poll() is None:
                 process.kill()
-        _common.drop_private_database(DB_NAME)
     minutes = (time.perf_counter() - started) / 60
     api_rows = fuzz[1:]
     body = "\n".join([
