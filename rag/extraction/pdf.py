@@ -95,7 +95,6 @@ def read_pdf(data: bytes, builder: SectionBuilder, bounds: Bounds, budget: CharB
         raw_budget.take(len(text))
         styled = len(runs) <= MAX_STYLED_RUNS_PER_PAGE and sum(len(r[0]) for r in runs) == len(text)
         page_lines.append(_styled_lines(runs) if styled else [(line, None) for line in text.split("\n")])
-        del runs
     pages = _mark_headings(page_lines)
     for number, text in enumerate(drop_running_lines(pages), start=1):
         builder.new_page(number)
@@ -209,14 +208,15 @@ def _mark_headings(pages: list[list[tuple[str, tuple | None]]]) -> list[str]:
                                                     and body_family not in families
                                                     and not any(_is_monospace(f) for f in families))
 
-    heading_sizes = sorted({style[1] for lines in pages for line, style in lines if is_heading(line, style)},
-                           reverse=True)
+    headings = [[is_heading(line, style) for line, style in lines] for lines in pages]
+    heading_sizes = sorted({style[1] for lines, flags in zip(pages, headings)
+                            for (_, style), flag in zip(lines, flags) if flag}, reverse=True)
     out = []
-    for lines in pages:
+    for lines, flags in zip(pages, headings):
         kept = []
         previous_level = None
-        for line, style in lines:
-            if is_heading(line, style):
+        for (line, style), flag in zip(lines, flags):
+            if flag:
                 level = min(heading_sizes.index(style[1]) + 1, 6)
                 if level == previous_level:  # a heading wrapped onto the next line: one heading
                     kept[-1] += " " + hygiene.clean_line(line)
