@@ -18,7 +18,7 @@ GUNICORN_CONF := saas_bot/gunicorn_conf.py
 ANSWER_CONCURRENCY ?= 64
 INGEST_CONCURRENCY ?= 2
 
-.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench-first-question bench-answers bench-sync-sources bench clean-var
+.PHONY: install demo test run probe-hostile bench-telegram bench-webhook bench-webhook-ptb bench-retrieval bench-ingest bench-hostile bench-usage bench-recovery bench-scifact bench-first-question bench-answers bench-sync-sources bench clean-var
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ run: install
 
 bench-webhook: install
 	$(PY) bench/webhook_load.py
+# Our webhook against python-telegram-bot's run_webhook (no-op handler), alternately in one run, same wrk
+# load (Debian package wrk). PTB's webhook server needs its "webhooks" extra (tornado), installed here only.
+bench-webhook-ptb: install
+	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
+	$(PY) -m pip install -qq --disable-pip-version-check "python-telegram-bot[webhooks]==22.8"
+	$(PY) bench/webhook_vs_ptb.py
 bench-retrieval: install
 	$(PY) bench/retrieval_latency.py
 bench-ingest: install

@@ -64,34 +64,132 @@ def payload_json(payload: dict) -> str:
     return _JSONB_REFUSED.sub(lambda m: m.group(1) or m.group(2) or "\\ufffd", text)
 
 
+_INSERT_UPDATE = """
+    INSERT INTO bots_telegramupdate (company_id, bot_id, update_id, payload, status, attempts, error,
+                                     received_at, sent_message_ids, locked_by)
+    VALUES (%s, %s, %s, %s::jsonb, 'pending', 0, '', now(), '[]'::jsonb, '')
+    ON CONFLICT (bot_id, update_id) DO NOTHING
+    RETURNING id
+"""
+# The update and its handoff row in one statement: one round trip, both committed together before the 200.
+_INSERT_UPDATE_AND_HANDOFF = """
+    WITH stored AS (""" + _INSERT_UPDATE + """)
+    INSERT INTO bots_updatehandoff (update_pk, bot_id) SELECT id, %s FROM stored RETURNING update_pk
+"""
+
+
+def inbox_relay_enabled() -> bool:
+    """True when received updates are handed to the broker by the relay (``TELEGRAM_INBOX_RELAY``, the default
+    with a broker); False in eager mode (no broker) or with the relay switched off (the web process then
+    publishes each task itself)."""
+    return bool(settings.TELEGRAM_INBOX_RELAY) and not settings.CELERY_TASK_ALWAYS_EAGER
+
+
 def update_receive(*, bot_id: int, company_id: int, payload: dict) -> bool:
-    """Store a webhook update in the inbox; enqueue its processing on commit.
+    """Store a webhook update in the inbox and see to its processing.
+
+    With the relay (:func:`inbox_relay_enabled`), one autocommit statement stores the update and its
+    :class:`~bots.models.UpdateHandoff` row; the relay publishes the task. Without it, the update is stored
+    and the task published once the row is committed (in a caller's transaction: on commit; eager mode: a
+    background thread).
 
     Args:
         payload: the update as Telegram sent it (a dict with an integer ``update_id``).
 
     Returns:
         True if stored now; False if this (bot, update_id) was stored before (redelivery).
+
+    Raises:
+        django.db.Error: the database refused or is away (nothing is acknowledged then).
     """
     from bots.tasks import process_update_task  # bots.tasks imports this module
 
-    # One statement in autocommit (one round trip, no BEGIN/COMMIT); when it returns, the row is
-    # committed, so the task can be sent at once. Inside a caller's transaction, on commit.
+    params = [company_id, bot_id, payload["update_id"], payload_json(payload)]
+    relay = inbox_relay_enabled()
+    # One statement in autocommit (one round trip, no BEGIN/COMMIT): when it returns, the row is committed.
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO bots_telegramupdate (company_id, bot_id, update_id, payload, status, attempts, error,
-                                             received_at, sent_message_ids, locked_by)
-            VALUES (%s, %s, %s, %s::jsonb, 'pending', 0, '', now(), '[]'::jsonb, '')
-            ON CONFLICT (bot_id, update_id) DO NOTHING
-            RETURNING id
-            """,
-            [company_id, bot_id, payload["update_id"], payload_json(payload)],
-        )
+        cursor.execute(_INSERT_UPDATE_AND_HANDOFF if relay else _INSERT_UPDATE, params + ([bot_id] if relay else []))
         row = cursor.fetchone()
-    if row:
+    if row and not relay:
         enqueue_on_commit(process_update_task, row[0], background=True, priority=intake_priority(bot_id))
     return row is not None
+
+
+def inbox_relay_batch(*, limit: int = 500) -> int:
+    """Hand up to ``limit`` stored updates to the broker: one ``bots.process_update`` task each, oldest first.
+
+    The handoff rows are deleted (``FOR UPDATE SKIP LOCKED``: several relays share the work) in a transaction
+    that commits only after every task was published; if the broker fails, the transaction rolls back and the
+    rows are published again later. A task published twice is harmless (the worker's claim), so no update is
+    lost and none is processed twice. Priorities follow fair queueing (:func:`bots.ratelimit.intake_priorities`).
+
+    Returns:
+        How many tasks were published.
+
+    Raises:
+        kombu/redis errors (broker away) and django.db.Error; nothing is lost then.
+    """
+    from collections import Counter
+
+    from bots.ratelimit import intake_priorities
+    from bots.tasks import process_update_task  # bots.tasks imports this module
+    from saas_bot.celery import app
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                DELETE FROM bots_updatehandoff WHERE id IN (
+                    SELECT id FROM bots_updatehandoff ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+                RETURNING id, update_pk, bot_id
+                """, [limit])
+            rows = sorted(cursor.fetchall())
+        if not rows:
+            return 0
+        priorities = {bot_id: iter(values) for bot_id, values in
+                      intake_priorities(Counter(bot_id for _, _, bot_id in rows)).items()}
+        # kombu's publish batch: the LPUSHes go to Redis in one pipeline when the block ends (an error there
+        # raises here, and the DELETE rolls back).
+        with app.producer_or_acquire() as producer, producer.batch(max_size=limit * 2):
+            for _, update_pk, bot_id in rows:
+                process_update_task.apply_async(args=(update_pk,), retry=False, producer=producer,
+                                                priority=next(priorities[bot_id]))
+    return len(rows)
+
+
+def inbox_relay_run(*, stop: threading.Event, idle_seconds: float | None = None, limit: int = 500) -> None:
+    """Run the relay until ``stop`` is set: publish batches while there are any, then poll every
+    ``idle_seconds`` (``TELEGRAM_INBOX_RELAY_POLL_SECONDS``, default 0.02 s: the delay it adds to an answer).
+
+    Errors (broker or database away) are logged and retried after a second; the handoff rows wait meanwhile.
+    Closes this thread's database connection when it stops.
+    """
+    idle = settings.TELEGRAM_INBOX_RELAY_POLL_SECONDS if idle_seconds is None else idle_seconds
+    try:
+        while not stop.is_set():
+            try:
+                published = inbox_relay_batch(limit=limit)
+            except Exception:
+                logger.warning("inbox relay: publishing failed; retrying in 1 s", exc_info=True)
+                connection.close()
+                stop.wait(1.0)
+                continue
+            if published < limit:
+                stop.wait(idle)
+    finally:
+        connection.close()
+
+
+def inbox_relay_start() -> tuple[threading.Thread, threading.Event]:
+    """Start :func:`inbox_relay_run` in a daemon thread of this process (the answers worker does, on start).
+
+    Returns:
+        (thread, stop event): set the event and join the thread to stop it.
+    """
+    stop = threading.Event()
+    thread = threading.Thread(target=inbox_relay_run, kwargs={"stop": stop}, daemon=True, name="inbox-relay")
+    thread.start()
+    return thread, stop
 
 
 def _claim(update_pk: int) -> TelegramUpdate | None:

@@ -122,6 +122,23 @@ class TelegramUpdate(models.Model):
         return f"tg:{self.bot_id}:{self.update_id}"
 
 
+class UpdateHandoff(models.Model):
+    """The inbox's outbox: stored updates not yet handed to the broker (the transactional-outbox pattern).
+
+    The webhook writes the update and its handoff row in one statement (one round trip, committed before the
+    200); the relay (:func:`bots.inbox.inbox_relay_batch`, run by the answers worker or ``manage.py
+    inbox_relay``) deletes rows in batches and publishes one ``bots.process_update`` task per row. No foreign
+    key (the webhook's INSERT stays one cheap statement): a row whose update was deleted publishes a task
+    that finds nothing to claim.
+    """
+
+    update_pk = models.BigIntegerField(help_text="The TelegramUpdate's id.")
+    bot_id = models.BigIntegerField(help_text="Its bot (fair-queueing priority is counted per bot).")
+
+    class Meta:
+        db_table = "bots_updatehandoff"
+
+
 class TelegramUser(models.Model):
     """An end user (a Telegram account) a bot has heard from."""
 

@@ -315,6 +315,44 @@ def intake_priority(bot_id: int) -> int:
     return PRIORITY_FLOODING if count > settings.TELEGRAM_FAIR_SHARE else PRIORITY_NORMAL
 
 
+def intake_priorities(counts: dict[int, int]) -> dict[int, list[int]]:
+    """The queue priorities of a batch of newly received updates, per bot (the inbox relay's batch form of
+    :func:`intake_priority`).
+
+    Args:
+        counts: {bot id: how many of its updates are in the batch}.
+
+    Returns:
+        {bot id: one priority per update, in the batch's order}: ``PRIORITY_NORMAL`` for the bot's first
+        ``TELEGRAM_FAIR_SHARE`` updates of the current ``TELEGRAM_FAIR_WINDOW_SECONDS`` window (counted on Redis
+        with one INCRBY per bot, all in one pipeline round trip), ``PRIORITY_FLOODING`` beyond. Without Redis
+        (eager mode) or when Redis fails: all normal.
+    """
+    normal = {bot_id: [PRIORITY_NORMAL] * n for bot_id, n in counts.items()}
+    client = _redis()
+    if client is None or settings.CELERY_TASK_ALWAYS_EAGER or not counts:
+        return normal
+    window = settings.TELEGRAM_FAIR_WINDOW_SECONDS
+    stamp = int(time.time() // window)
+    bots = list(counts)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for bot_id in bots:
+            key = f"tg-intake:{bot_id}:{stamp}"
+            pipe.incrby(key, counts[bot_id])
+            pipe.expire(key, window * 2)
+        totals = pipe.execute()[0::2]
+    except Exception:
+        return normal
+    share = settings.TELEGRAM_FAIR_SHARE
+    out = {}
+    for bot_id, total in zip(bots, totals):
+        first = int(total) - counts[bot_id] + 1  # this batch holds the bot's updates number first..total
+        out[bot_id] = [PRIORITY_FLOODING if number > share else PRIORITY_NORMAL
+                       for number in range(first, int(total) + 1)]
+    return out
+
+
 def local_cells_clear() -> None:
     """Forget the in-process cells (tests)."""
     _local.clear()

@@ -234,6 +234,15 @@ TELEGRAM_CLAIM_STALE_SECONDS = env.int("TELEGRAM_CLAIM_STALE_SECONDS", default=6
 TELEGRAM_CLAIM_HEARTBEAT_SECONDS = env.float("TELEGRAM_CLAIM_HEARTBEAT_SECONDS",
                                              default=max(1.0, TELEGRAM_CLAIM_STALE_SECONDS / 4))
 TELEGRAM_INBOX_SWEEP_SECONDS = env.float("TELEGRAM_INBOX_SWEEP_SECONDS", default=30.0)
+# With a broker, the webhook stores each update and a handoff row in one statement and a relay in the answers
+# worker (or `manage.py inbox_relay`) publishes the tasks in batches (bots.inbox.inbox_relay_batch; docs/
+# architecture.md, "Webhook"). False: the web process publishes each task itself after the INSERT.
+TELEGRAM_INBOX_RELAY = env.bool("TELEGRAM_INBOX_RELAY", default=True)
+# The webhook's POSTs skip Django's middleware (bots.views.webhook_fast_path, wired in saas_bot/wsgi.py);
+# False serves them through the Django view like every other URL (same answers, ~0.2 ms more per update).
+TELEGRAM_WEBHOOK_FAST_PATH = env.bool("TELEGRAM_WEBHOOK_FAST_PATH", default=True)
+# How often an idle relay looks for new handoff rows (seconds): the most it adds to the time to an answer.
+TELEGRAM_INBOX_RELAY_POLL_SECONDS = env.float("TELEGRAM_INBOX_RELAY_POLL_SECONDS", default=0.02)
 # Telegram's 429 retry_after (and our own send-slot waits): a worker sleeps inline at most this long;
 # a wait up to TELEGRAM_COUNTDOWN_MAX_SECONDS is a Celery countdown; a longer one is parked in the
 # database (TelegramUpdate.not_before) and re-enqueued by the sweep when due.
