@@ -356,7 +356,7 @@ def breakdown(bot, n: int) -> list[list]:
     steps = [
         ("full request, in-process Django WSGI handler (no HTTP server)", wsgi_request),
         ("  Django request/response + middleware only: GET -> 405 (no database, no broker)", wsgi_get_405),
-        ("  bots.inbox.update_receive as in the code under test (INSERT ... ON CONFLICT + enqueue)", receive),
+        ("  bots.inbox.update_receive as in the code under test (relay on: update + handoff row in one INSERT; off: INSERT + enqueue)", receive),
         ("  for comparison: the INSERT in transaction.atomic (BEGIN, INSERT, COMMIT), no enqueue", insert_atomic),
         ("  for comparison: the same INSERT in autocommit (one round trip), no enqueue", insert_autocommit),
         ("  Celery apply_async to Redis (process_update_task)", enqueue_only),
@@ -453,6 +453,7 @@ def main() -> int:
     results: list[dict] = []
     breakdown_rows: list[list] = []
     proc: subprocess.Popen | None = None
+    relay: subprocess.Popen | None = None
     log_files = []
     run_no = 0
     interrupted = False
@@ -487,6 +488,13 @@ def main() -> int:
             log_files.append(log_path)
             with open(log_path, "w") as log_handle:
                 proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log_handle, stderr=subprocess.STDOUT)
+                # With the inbox relay (settings.TELEGRAM_INBOX_RELAY) the web process only stores; the relay
+                # publishes the tasks (the answers worker runs it in make run): run it beside gunicorn.
+                from bots.inbox import inbox_relay_enabled
+
+                relay = (subprocess.Popen([sys.executable, "manage.py", "inbox_relay"], env=env, cwd=REPO,
+                                          stdout=log_handle, stderr=subprocess.STDOUT)
+                         if inbox_relay_enabled() else None)
             _wait_ready(port, path, proc)
             worker_pids = _children(proc.pid)
             # Warm-up: every worker opens its DB and broker connections (ids in their own range, checked too).
@@ -519,6 +527,9 @@ def main() -> int:
             rss = {pid: _rss_mb(pid) for pid in _children(proc.pid)}
             _stop(proc)
             proc = None
+            if relay is not None:  # it has had the 2 s above to publish the last rows
+                _stop(relay)
+                relay = None
             with connection.cursor() as cursor:
                 cursor.execute("SELECT count(*) FROM bots_telegramupdate WHERE bot_id = %s AND update_id >= %s "
                                "AND update_id < %s", [bot.id, base, base + ID_SPAN])
@@ -578,6 +589,8 @@ def main() -> int:
     finally:
         if proc is not None:
             _stop(proc)
+        if relay is not None:
+            _stop(relay)
         try:
             _purge(broker)
             # kombu's binding metadata for that queue, created by the benchmark's enqueues.

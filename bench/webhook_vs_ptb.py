@@ -208,7 +208,7 @@ def main() -> int:
                     ("ours", entry) for entry in ours_specs]:
                 run_no += 1
                 port = _free_port()
-                log_path = OUT_DIR / f"webhook_ptb_{who}_{round_no}.log"
+                log_path = OUT_DIR / f"webhook_ptb_{round_no}_{run_no}_{who}.log"
                 handle = open(log_path, "w")
                 handles.append(handle)
                 if who == "ptb":
