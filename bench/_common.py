@@ -254,14 +254,14 @@ def table(headers: list[str], rows: list[list], align: str | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
-ORDER = ["webhook", "telegram", "answer-throughput", "retrieval", "ingest", "usage", "findings", "scifact"]
 
 
 def update_docs(name: str, body: str) -> None:
-    """Replace (or add) this benchmark's section in docs/benchmarks.md; other sections are kept as they are.
+    """Replace (or add) this benchmark's section in docs/benchmarks.md; everything else is kept verbatim.
 
-    Sections sit between ``<!-- bench:NAME:start -->`` / ``<!-- bench:NAME:end -->`` markers, in the order
-    webhook, retrieval, ingest, SciFact; the SciFact placeholder is added when missing.
+    Sections sit between ``<!-- bench:NAME:start -->`` / ``<!-- bench:NAME:end -->`` markers. An existing
+    section is replaced in place; a new one is appended at the end (so hand-written notes between or after
+    sections survive); the SciFact placeholder is added when missing.
     """
     import re
 
@@ -270,16 +270,21 @@ def update_docs(name: str, body: str) -> None:
     with open(OUT_DIR / "benchmarks.md.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         text = DOCS.read_text() if DOCS.exists() else DOC_HEADER
-        pattern = re.compile(r"<!-- bench:([a-z0-9_-]+):start -->\n(.*?)<!-- bench:\1:end -->\n?", re.S)
-        sections = {m.group(1): m.group(2) for m in pattern.finditer(text)}
-        first = pattern.search(text)
-        header = text[:first.start()] if first else text
-        sections.setdefault("scifact", SCIFACT_SECTION)
-        sections[name] = body.rstrip() + "\n"
-        names = [n for n in ORDER if n in sections] + [n for n in sections if n not in ORDER]
-        out = header.rstrip() + "\n\n" + "\n".join(
-            f"<!-- bench:{n}:start -->\n{sections[n]}<!-- bench:{n}:end -->\n" for n in names)
-        DOCS.write_text(out)
+
+        def block(section: str, content: str) -> str:
+            return f"<!-- bench:{section}:start -->\n{content.rstrip()}\n<!-- bench:{section}:end -->\n"
+
+        def put(text: str, section: str, content: str) -> str:
+            pattern = re.compile(rf"<!-- bench:{re.escape(section)}:start -->\n.*?<!-- bench:{re.escape(section)}:end -->\n?",
+                                 re.S)
+            match = pattern.search(text)
+            if match:
+                return text[:match.start()] + block(section, content) + text[match.end():]
+            return text.rstrip() + "\n\n" + block(section, content)
+
+        if "<!-- bench:scifact:start -->" not in text:
+            text = put(text, "scifact", SCIFACT_SECTION)
+        DOCS.write_text(put(text, name, body))
 
 
 def log(message: str) -> None:
