@@ -141,3 +141,33 @@ def test_several_documents_added_in_one_call_are_one_version(company):
     version.refresh_from_db()
     assert version.status == Status.LIVE and KnowledgeBaseVersion.objects.filter(company=company).count() == 1
     assert "nine working days" in texts(company, "parcels to Iceland")
+
+
+def test_a_deleted_document_no_longer_counts_against_the_plan(make_company):
+    from saas_bot.errors import QuotaExceeded
+
+    small = make_company("small", max_documents=1)
+    first, _ = document_add(company=small, file_name="a.md", data=REFUNDS.encode(), schedule=False)
+    with pytest.raises(QuotaExceeded):
+        document_add(company=small, file_name="b.md", data=ICELAND.encode(), schedule=False)
+    document_delete(company=small, document_id=first.id)
+    second, created = document_add(company=small, file_name="b.md", data=ICELAND.encode(), schedule=False)
+    assert created and list(Document.objects.filter(company=small)) == [second]
+
+
+def test_a_bot_limited_to_a_collection_answers_from_a_document_whose_delete_is_held(company, bot, demo_kb):
+    from bots.answers import bot_document_ids
+    from rag.models import Collection
+
+    support = next(d for d in demo_kb if d.file_name == "contacting-support.html")
+    help_desk = Collection.objects.create(company=company, name="Help desk")
+    Document.objects.filter(id=support.id).update(collection=help_desk)
+    bot.collections.add(help_desk)
+    golden.golden_question_save(company=company, question="what are your support hours?",
+                                answer_contains=["08:00"])
+    document_delete(company=company, document_id=support.id)
+    assert KnowledgeBaseVersion.objects.order_by("-number").first().status == Status.HELD
+    scope = bot_document_ids(bot)
+    assert scope == [support.id]  # still in the live version: still in the bot's scope
+    assert "08:00" in " ".join(r.text for r in chunk_search(company=company, query="support hours", k=3,
+                                                            document_ids=scope))
