@@ -63,7 +63,7 @@ def _fixture(company_slug: str, token: str, bot_id: int, emulator):
     from bots.lifecycle import bot_connect
     from rag.models import Collection, KnowledgeBaseVersion, Source, SyncRun
     from rag.services import document_add_text
-    from rag.versions import golden_question_save
+    from rag.golden import golden_question_save
     from saas_bot.api.models import ApiKey
     from tenants.services import company_create
 

@@ -191,7 +191,8 @@ def bot_document_ids(bot: Bot) -> list[int] | None:
     collection_ids = list(bot.collections.values_list("id", flat=True))
     if not collection_ids:
         return None
-    return list(Document.objects.for_company(bot.company_id).filter(collection_id__in=collection_ids)
+    # all_objects: a deleted document answers until its version goes live (searches keep live chunks only).
+    return list(Document.all_objects.for_company(bot.company_id).filter(collection_id__in=collection_ids)
                 .values_list("id", flat=True))
 
 

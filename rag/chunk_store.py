@@ -1,6 +1,6 @@
 """The chunk store: writing a document's chunks (vector, tsvector, BM25 postings, corpus statistics) under a
-new revision, removing them, and recording the embedding usage of an indexing. Used by rag/ingestion.py
-and rag/services.py (delete); benchmarks write synthetic corpora through the same writer.
+new revision and recording the embedding usage of an indexing (rag/ingestion.py); removing them is
+rag/versions.py's cleanup. Benchmarks write synthetic corpora through the same writer.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from rag.knowledge_base import knowledge_base_model
 from rag.models import Document
-from rag.retrieval import vector_literal
+from rag.dense import vector_literal
 from rag.splitting import ChunkDraft, index_text
 from tenants.models import Company
 
@@ -31,18 +31,6 @@ def _corpus_stat_add(company_id: int, chunks: int, length: int) -> None:
             """,
             [company_id, chunks, length],
         )
-
-
-def _document_remove_chunks(document: Document) -> None:
-    """Delete a document's chunks (postings cascade) and take them out of the BM25 statistics."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*), coalesce(sum(lexeme_count), 0) FROM rag_chunk WHERE document_id = %s AND live",
-            [document.id])
-        count, length = cursor.fetchone()
-        cursor.execute("DELETE FROM rag_chunk WHERE document_id = %s", [document.id])
-        if count:
-            _corpus_stat_add(document.company_id, -count, -length)
 
 
 @transaction.atomic

@@ -4,6 +4,7 @@
 Each item goes through its ``rag.services`` function (``document_add``, ``document_add_url``,
 ``document_add_text``) on its own: a refused item (unsupported type, empty, too large, unreachable URL,
 plan limit...) does not stop the others, and its ``ServiceError`` becomes its outcome, with the code.
+All the items of one call are one change batch, so one knowledge-base version (docs/knowledge-base.md).
 """
 from __future__ import annotations
 
@@ -104,30 +105,35 @@ def documents_add(*, company: Company, items: list[DocumentItem],
 
     Returns:
         One ``DocumentAddOutcome`` per item, in order. Added documents are pending; their ingestion is
-        enqueued when the caller's transaction commits (``document_add``).
+        enqueued when the caller's transaction commits (``document_add``). The documents added are one
+        ``document_change_batch`` (origin "upload"): one knowledge-base version, live when all are indexed.
 
     Raises:
         Nothing for an item's ``ServiceError`` (it is the item's outcome: the codes of ``document_add``,
         ``document_add_url`` and ``document_add_text``); anything else (a bug, the database) propagates.
     """
     outcomes = []
-    for item in items:
-        try:
-            document, created = _add_one(company, item, collection)
-        except ServiceError as exc:
-            outcomes.append(DocumentAddOutcome(name=item.name, outcome=FAILED, error=exc))
-            continue
-        outcomes.append(DocumentAddOutcome(name=item.name, outcome=CREATED if created else DUPLICATE,
-                                           document=document))
+    with services.document_change_batch(company=company, origin="upload") as batch:
+        for item in items:
+            try:
+                document, created = _add_one(company, item, collection, batch)
+            except ServiceError as exc:
+                outcomes.append(DocumentAddOutcome(name=item.name, outcome=FAILED, error=exc))
+                continue
+            outcomes.append(DocumentAddOutcome(name=item.name, outcome=CREATED if created else DUPLICATE,
+                                               document=document))
     return DocumentBatchResult(outcomes=outcomes)
 
 
-def _add_one(company: Company, item: DocumentItem, collection: Collection | None) -> tuple[Document, bool]:
+def _add_one(company: Company, item: DocumentItem, collection: Collection | None,
+             batch: services.DocumentChangeBatch) -> tuple[Document, bool]:
     if item.kind == "url":
-        return services.document_add_url(company=company, url=item.url, title=item.title, collection=collection)
+        return services.document_add_url(company=company, url=item.url, title=item.title, collection=collection,
+                                         batch=batch)
     if item.kind == "text":
         return services.document_add_text(company=company, title=item.title or "", text=item.text,
-                                          collection=collection)
+                                          collection=collection, batch=batch)
     content = item.content
     data = content if isinstance(content, bytes) else content.read()
-    return services.document_add(company=company, file_name=item.name, data=data, collection=collection)
+    return services.document_add(company=company, file_name=item.name, data=data, collection=collection,
+                                 batch=batch)

@@ -48,6 +48,26 @@ def knowledge_base_get(company) -> KnowledgeBase:
     return kb
 
 
+def knowledge_base_golden_threshold_set(*, company, threshold: float | None) -> KnowledgeBase:
+    """Set the share of golden questions (0 to 1) a new knowledge-base version must pass to go live; None
+    restores the default rule (no golden question that passed on the live version may fail on the new one;
+    rag/golden.py ``golden_check``, docs/knowledge-base.md "Golden questions").
+
+    Raises:
+        ValidationFailed(code="golden_threshold_invalid"): not a finite number between 0 and 1.
+    """
+    import math
+
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not math.isfinite(threshold) or not 0 <= threshold <= 1):
+        raise ValidationFailed(code="golden_threshold_invalid",
+                               message="The golden threshold is a share between 0 and 1 (0.9 = 90 %), or empty.")
+    kb = knowledge_base_get(company)
+    KnowledgeBase.objects.filter(pk=kb.pk).update(golden_threshold=None if threshold is None else float(threshold))
+    kb.refresh_from_db()
+    return kb
+
+
 def knowledge_base_model_set(*, company, model: str, background: bool = True) -> KnowledgeBase:
     """Choose the embedding model of ``company``'s knowledge base.
 
@@ -106,7 +126,7 @@ def knowledge_base_reembed(*, company_id: int, batch: int = 64,
         The KnowledgeBase row (switched, or as it was).
     """
     from rag.embeddings import embed_texts
-    from rag.retrieval import vector_literal
+    from rag.dense import vector_literal
     from rag.splitting import index_text
 
     kb = KnowledgeBase.objects.get(company_id=company_id)

@@ -32,7 +32,11 @@ DEFAULT_NOTE = "The answer is from our documentation in English:"
 def _identifier():
     from py3langid.langid import _load_identifier
 
-    return _load_identifier(norm_probs=True, langs=LANGUAGES)
+    identifier = _load_identifier(norm_probs=True, langs=LANGUAGES)
+    # set_languages keeps the 97-language model (28 MB of float16) for a later reset we never make; keep
+    # only the LANGUAGES columns: the process holds 27 MB less (issue 15, docs/retrieval.md).
+    identifier._full_model = (identifier.nb_ptc, identifier.nb_pc, identifier.nb_classes)
+    return identifier
 
 
 def detect_language(text: str) -> str | None:

@@ -25,7 +25,7 @@ from saas_bot.tasking import enqueue_on_commit
 from tenants.models import Company
 from rag.document_changes import (DocumentChange, DocumentChangeBatch, document_change_batch,  # noqa: F401
                                   document_changes_subscribe, document_changes_unsubscribe, _record_change)
-from rag.chunk_store import _document_remove_chunks, _document_write_chunks  # noqa: F401
+from rag.chunk_store import _document_write_chunks  # noqa: F401
 from rag.ingestion import (ProgressCallback, document_ingest, document_reindex, documents_ingest,  # noqa: F401
                            documents_sweep, ingestion_configuration_problem)
 
@@ -219,21 +219,27 @@ def document_add_url(*, company: Company, url: str, title: str | None = None,
 
 @transaction.atomic
 def document_delete(*, company: Company, document_id: int, batch: DocumentChangeBatch | None = None) -> None:
-    """Delete a document of ``company`` with its chunks and stored file.
+    """Delete a document of ``company``: it leaves the company's documents at once and the bots' answers
+    when its knowledge-base version goes live (at once, unless a golden question holds it).
+
+    The row, file and chunks are kept (``deleted_at`` set) while a version worth keeping holds the
+    document, so a rollback brings it back; ``rag.versions.versions_cleanup`` removes them for good
+    after (docs/knowledge-base.md "Versions"). A source page that owned it no longer does.
 
     Args:
         batch: the ``document_change_batch`` this removal belongs to (None: published alone).
 
     Raises:
-        NotFound(code="document_not_found"): missing or another company's.
+        NotFound(code="document_not_found"): missing, already deleted, or another company's.
     """
+    from django.utils import timezone
+
+    from rag.models import SourcePage
+
     document = Document.objects.for_company(company).select_for_update().filter(id=document_id).first()
     if document is None:
         raise NotFound(code="document_not_found", message="Document not found.")
-    _document_remove_chunks(document)
-    storage, name = document.file.storage, document.file.name
-    change = DocumentChange(action="removed", document_id=document.id, checksum=document.checksum)
-    document.delete()
-    _record_change(batch, company=company, origin="delete", change=change)
-    if name:
-        transaction.on_commit(lambda: storage.delete(name))
+    Document.all_objects.filter(id=document.id).update(deleted_at=timezone.now())
+    SourcePage.objects.filter(document_id=document.id).update(document=None, owns_document=False)
+    _record_change(batch, company=company, origin="delete",
+                   change=DocumentChange(action="removed", document_id=document.id, checksum=document.checksum))

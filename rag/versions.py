@@ -29,8 +29,10 @@ Life of a version:
    the live version's, held and building versions' (and each document's newest revision), and those of
    the last ``RAG_VERSIONS_KEPT`` versions that were live (rollback targets).
 
-A delete removes the document row and its chunks at once (its revisions cannot be kept without the
-row): a removal is live when it is made, and a rollback cannot bring a deleted document back.
+A delete (rag/services.py ``document_delete``) only marks the document deleted: its row, file and chunks
+stay, and its removal goes live with its version like any other change (a golden question can hold it).
+Rolling back to a version that held the document brings it back; cleanup removes a deleted document for
+good once no version worth keeping holds it.
 """
 from __future__ import annotations
 
@@ -40,9 +42,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from rag.golden import GoldenReport, golden_check, golden_question_save  # noqa: F401 (golden_question_save: callers)
+from rag.chunk_store import _corpus_stat_add
+from rag.golden import GoldenReport, golden_check
 from rag.models import Document, GoldenQuestion, KnowledgeBase, KnowledgeBaseVersion
-from saas_bot.errors import NotFound, ValidationFailed
 
 logger = logging.getLogger("saas_bot.rag")
 
@@ -78,7 +80,8 @@ def version_record_batch(batch) -> KnowledgeBaseVersion | None:
     """
     if not batch.changes:
         return None
-    titles = dict(Document.objects.filter(id__in=[c.document_id for c in batch.changes]).values_list("id", "title"))
+    titles = dict(Document.all_objects.filter(id__in=[c.document_id for c in batch.changes])
+                  .values_list("id", "title"))
     changes, seen = [], set()
     for change in batch.changes:
         key = (change.action, change.document_id)
@@ -125,7 +128,7 @@ def _candidate(company_id: int, changes: list[dict]) -> dict[int, int]:
     """The live revisions with ``changes`` applied (see the module docstring, step 2)."""
     revisions = _live_revisions(company_id)
     ids = [c["document_id"] for c in changes]
-    documents = {d.id: d for d in Document.objects.filter(company_id=company_id, id__in=ids)}
+    documents = {d.id: d for d in Document.objects.filter(company_id=company_id, id__in=ids)}  # not deleted
     for change in changes:
         document = documents.get(change["document_id"])
         if change["action"] == "removed" or document is None:
@@ -252,16 +255,10 @@ def _apply(company_id: int, revisions: dict[int, int]) -> tuple[int, int]:
         if entered:
             cursor.execute("UPDATE rag_chunkterm SET company_id = %s WHERE chunk_id = ANY(%s) AND company_id = %s",
                            [company_id, [r[0] for r in entered], -company_id])
-        delta_n = len(entered) - len(left)
-        delta_len = sum(r[1] for r in entered) - sum(r[1] for r in left)
-        if delta_n or delta_len:
-            cursor.execute(
-                """
-                INSERT INTO rag_corpusstat (company_id, chunk_count, total_length) VALUES (%s, %s, %s)
-                ON CONFLICT (company_id) DO UPDATE SET
-                  chunk_count = rag_corpusstat.chunk_count + EXCLUDED.chunk_count,
-                  total_length = rag_corpusstat.total_length + EXCLUDED.total_length
-                """, [company_id, delta_n, delta_len])
+    delta_n = len(entered) - len(left)
+    delta_len = sum(r[1] for r in entered) - sum(r[1] for r in left)
+    if delta_n or delta_len:
+        _corpus_stat_add(company_id, delta_n, delta_len)
     return len(entered), len(left)
 
 
@@ -285,7 +282,8 @@ def _switch(version: KnowledgeBaseVersion, revisions: dict[int, int]) -> None:
 
 
 def versions_cleanup(company_id: int, *, keep: int | None = None) -> int:
-    """Delete chunks of revisions no version worth keeping references (module docstring, step 5).
+    """Delete chunks of revisions no version worth keeping references (module docstring, step 5), and
+    deleted documents no such version holds (row, chunks, file).
 
     Args:
         keep: how many of the versions that were live are kept for rollback (default ``RAG_VERSIONS_KEPT``).
@@ -299,138 +297,24 @@ def versions_cleanup(company_id: int, *, keep: int | None = None) -> int:
     kept += list(KnowledgeBaseVersion.objects.filter(company_id=company_id, status__in=[Status.LIVE, Status.RETIRED])
                  .exclude(live_at=None).order_by("-live_at").values_list("revisions", flat=True)[:max(keep, 1)])
     pairs = {(int(d), int(r)) for revisions in kept for d, r in (revisions or {}).items()}
+    held = {d for d, _ in pairs}
     with transaction.atomic(), connection.cursor() as cursor:
         _company_lock(company_id)
+        # A deleted document's newest revision goes too (nothing will make it live again but a rollback).
         cursor.execute(
             """
             DELETE FROM rag_chunk c USING rag_document d
-            WHERE c.company_id = %s AND NOT c.live AND d.id = c.document_id AND c.revision <> d.revision
+            WHERE c.company_id = %s AND NOT c.live AND d.id = c.document_id
+              AND (c.revision <> d.revision OR d.deleted_at IS NOT NULL)
               AND NOT EXISTS (SELECT 1 FROM unnest(%s::bigint[], %s::int[]) t(d, r)
                               WHERE t.d = c.document_id AND t.r = c.revision)
             """, [company_id, [p[0] for p in pairs], [p[1] for p in pairs]])
-        return cursor.rowcount
-
-
-# -- golden questions ----------------------------------------------------------------------------------
-
-# -- admin actions -------------------------------------------------------------------------------------
-
-def version_get(*, company, version_id: int) -> KnowledgeBaseVersion:
-    """The company's version ``version_id``. Raises NotFound(code="version_not_found")."""
-    version = KnowledgeBaseVersion.objects.for_company(company).filter(id=version_id).first()
-    if version is None:
-        raise NotFound(code="version_not_found", message="Version not found.")
-    return version
-
-
-def version_rollback(*, company, version_id: int) -> KnowledgeBaseVersion:
-    """Make an earlier version live again at once, with exactly the revisions it had (no golden check).
-
-    Raises:
-        NotFound(code="version_not_found").
-        ValidationFailed(code="version_not_restorable"): it never went live, or its chunks were cleaned up
-            (more than ``RAG_VERSIONS_KEPT`` versions ago).
-    """
-    version = version_get(company=company, version_id=version_id)
-    if version.status == Status.LIVE:
-        return version
-    if version.status != Status.RETIRED or not version.revisions:
-        raise ValidationFailed(code="version_not_restorable",
-                               message=f"Version {version.number} was never live; force it instead.")
-    revisions = {int(d): int(r) for d, r in version.revisions.items()}
-    with transaction.atomic():
-        _company_lock(company.id)
-        existing = set(Document.objects.filter(company_id=company.id, id__in=list(revisions)).values_list("id", flat=True))
-        revisions = {d: r for d, r in revisions.items() if d in existing}  # deleted documents are gone for good
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM unnest(%s::bigint[], %s::int[]) t(d, r) WHERE NOT EXISTS "
-                "(SELECT 1 FROM rag_chunk c WHERE c.document_id = t.d AND c.revision = t.r)",
-                [list(revisions), list(revisions.values())])
-            missing = cursor.fetchone()[0]
-        if missing:
-            raise ValidationFailed(code="version_not_restorable",
-                                   message=f"Version {version.number}'s chunks were cleaned up "
-                                           f"(only the last {settings.RAG_VERSIONS_KEPT} live versions are kept).")
-        version.note = (version.note + "\n" if version.note else "") + f"rolled back to at {timezone.now():%Y-%m-%d %H:%M}"
-        _switch(version, revisions)
-    return version
-
-
-def version_force(*, company, version_id: int) -> KnowledgeBaseVersion:
-    """Make a held version live without the golden check (its changes applied to the live version now).
-
-    Raises:
-        NotFound(code="version_not_found"); ValidationFailed(code="version_not_held").
-    """
-    version = version_get(company=company, version_id=version_id)
-    if version.status != Status.HELD:
-        raise ValidationFailed(code="version_not_held", message=f"Version {version.number} is not held.")
-    with transaction.atomic():
-        _company_lock(company.id)
-        revisions = _candidate(company.id, version.changes)
-        version.note = (version.note + "\n" if version.note else "") + "forced live"
-        _switch(version, revisions)
-    versions_cleanup(company.id)
-    return version
-
-
-def version_discard(*, company, version_id: int) -> KnowledgeBaseVersion:
-    """Drop a held (or building) version: it never goes live; its new chunks are cleaned up.
-
-    Raises:
-        NotFound(code="version_not_found"); ValidationFailed(code="version_not_held").
-    """
-    version = version_get(company=company, version_id=version_id)
-    if version.status not in (Status.HELD, Status.BUILDING):
-        raise ValidationFailed(code="version_not_held", message=f"Version {version.number} is not held.")
-    with transaction.atomic():
-        _company_lock(company.id)
-        KnowledgeBaseVersion.objects.filter(id=version.id).update(
-            status=Status.DISCARDED, note=(version.note + "\n" if version.note else "") + "discarded")
-    versions_cleanup(company.id)
-    version.refresh_from_db()
-    return version
-
-
-def version_recheck(*, company, version_id: int) -> KnowledgeBaseVersion:
-    """Check a held version against the golden questions again (after they were fixed) and make it live
-    if it passes now.
-
-    Raises:
-        NotFound(code="version_not_found"); ValidationFailed(code="version_not_held").
-    """
-    version = version_get(company=company, version_id=version_id)
-    if version.status != Status.HELD:
-        raise ValidationFailed(code="version_not_held", message=f"Version {version.number} is not held.")
-    KnowledgeBaseVersion.objects.filter(id=version.id).update(status=Status.BUILDING)
-    versions_advance(company.id)
-    version.refresh_from_db()
-    return version
-
-
-def versions_compare(*, company, from_id: int, to_id: int) -> dict:
-    """Documents added, changed (another revision) and removed going from version ``from_id`` to ``to_id``.
-
-    Returns:
-        ``{"from": number, "to": number, "added": [{document_id, title}], "changed": [...], "removed": [...]}``.
-
-    Raises:
-        NotFound(code="version_not_found"); ValidationFailed(code="version_not_built"): one was never built.
-    """
-    a = version_get(company=company, version_id=from_id)
-    b = version_get(company=company, version_id=to_id)
-    if a.revisions is None or b.revisions is None:
-        raise ValidationFailed(code="version_not_built", message="Only built versions can be compared.")
-    ra = {int(d): r for d, r in a.revisions.items()}
-    rb = {int(d): r for d, r in b.revisions.items()}
-    titles = dict(Document.objects.filter(id__in=set(ra) | set(rb)).values_list("id", "title"))
-    known = {c["document_id"]: c.get("title", "") for v in (a, b) for c in v.changes}
-
-    def item(d: int) -> dict:
-        return {"document_id": d, "title": titles.get(d) or known.get(d, "")}
-
-    return {"from": a.number, "to": b.number,
-            "added": [item(d) for d in sorted(set(rb) - set(ra))],
-            "changed": [item(d) for d in sorted(set(ra) & set(rb)) if ra[d] != rb[d]],
-            "removed": [item(d) for d in sorted(set(ra) - set(rb))]}
+        deleted = cursor.rowcount
+        gone = list(Document.all_objects.filter(company_id=company_id, deleted_at__isnull=False)
+                    .exclude(id__in=held).exclude(chunks__live=True))
+        for document in gone:
+            storage, name = document.file.storage, document.file.name
+            document.delete()
+            if name:
+                transaction.on_commit(lambda storage=storage, name=name: storage.delete(name))
+        return deleted

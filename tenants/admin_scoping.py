@@ -219,7 +219,8 @@ class CompanyScopedAdmin(_ScopingMixin, admin.ModelAdmin):
         writer.writerow([capfirst(str(label_for_field(c, self.model, self))) for c in columns])
         for obj in queryset:
             values = (lookup_field(c, obj, self)[2] for c in columns)
-            writer.writerow([value if value is None or isinstance(value, (int, float, Decimal))
+            writer.writerow([("yes" if value else "no") if isinstance(value, bool)
+                             else value if value is None or isinstance(value, (int, float, Decimal))
                              else strip_tags(str(value)) for value in values])
         return response
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
@@ -15,6 +16,7 @@ from django.utils.html import format_html
 from rag import services
 from rag.document_batch import DocumentItem, documents_add
 from rag.models import Document
+from rag.selectors import documents_with_answering
 from saas_bot.admin_save import RefusalShownAdmin, SaveRefused, with_save_refusal
 from tenants.access import current_company, is_platform_staff
 from tenants.admin_scoping import CompanyScopedAdmin
@@ -85,15 +87,23 @@ class DocumentAddForm(forms.ModelForm):
 
 @admin.register(Document)
 class DocumentAdmin(RefusalShownAdmin, CompanyScopedAdmin):
-    list_display = ("title", "status_display", "chunk_count", "token_count", "collection", "size", "source",
-                    "created_at")
+    list_display = ("title", "status_display", "answering", "chunk_count", "token_count", "collection", "size",
+                    "source", "created_at")
     list_filter = ("status", "collection")
     search_fields = ("title", "file_name", "source_url")
     actions = ["export_csv", "reindex", "delete_documents"]
-    fields = ("title", "collection", "file_name", "source_url", "status_display", "error", "error_code",
+    fields = ("title", "collection", "file_name", "source_url", "status_display", "answering", "error", "error_code",
               "ingest_attempts", "chunk_count", "token_count", "size", "created_at", "indexed_at")
-    readonly_fields = ("file_name", "source_url", "status_display", "error", "error_code", "ingest_attempts",
-                       "chunk_count", "token_count", "size", "created_at", "indexed_at")
+    readonly_fields = ("file_name", "source_url", "status_display", "answering", "error", "error_code",
+                       "ingest_attempts", "chunk_count", "token_count", "size", "created_at", "indexed_at")
+
+    def get_queryset(self, request):
+        return documents_with_answering(super().get_queryset(request))
+
+    @admin.display(description="Answering", boolean=True, ordering="answering")
+    def answering(self, obj):
+        """In the live knowledge-base version (rag.selectors.documents_with_answering)."""
+        return obj.answering
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -154,8 +164,7 @@ class DocumentAdmin(RefusalShownAdmin, CompanyScopedAdmin):
         services.document_delete(company=obj.company, document_id=obj.pk)
 
     def delete_queryset(self, request, queryset):
-        for document in queryset:
-            services.document_delete(company=document.company, document_id=document.pk)
+        _documents_delete(queryset)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = dict(extra_context or {})
@@ -196,10 +205,24 @@ class DocumentAdmin(RefusalShownAdmin, CompanyScopedAdmin):
             services.document_reindex(company=document.company, document_id=document.pk)
         messages.success(request, f"{queryset.count()} document(s) queued for indexing.")
 
-    @admin.action(description="Delete selected documents (and their chunks)", permissions=["delete"])
+    @admin.action(description="Delete selected documents", permissions=["delete"])
     def delete_documents(self, request, queryset):
-        count = 0
-        for document in queryset:
-            services.document_delete(company=document.company, document_id=document.pk)
-            count += 1
-        messages.success(request, f"Deleted {count} document(s) and their chunks.")
+        count = _documents_delete(queryset)
+        messages.success(request, f"Deleted {count} document(s): one new knowledge-base version. Roll it back "
+                                  "under Knowledge base versions to restore them.")
+
+
+def _documents_delete(queryset) -> int:
+    """Delete the selected documents through ``document_delete``, one change batch (one knowledge-base
+    version) per company. Returns how many were deleted."""
+    by_company: dict[int, list[Document]] = {}
+    for document in queryset.select_related("company"):
+        by_company.setdefault(document.company_id, []).append(document)
+    count = 0
+    for documents in by_company.values():
+        company = documents[0].company
+        with transaction.atomic(), services.document_change_batch(company=company, origin="delete") as batch:
+            for document in documents:
+                services.document_delete(company=company, document_id=document.pk, batch=batch)
+                count += 1
+    return count

@@ -2,7 +2,7 @@
 
 Versions are read-only rows with actions: roll back to a version, force a held version live, discard it,
 check it again against the golden questions, compare two versions. Golden questions are edited through
-``rag.versions.golden_question_save``; their list shows whether each passed on the newest checked version.
+``rag.golden.golden_question_save``; their list shows whether each passed on the newest checked version.
 The knowledge-base settings page gains the golden threshold. Rights come from the membership role
 (tenants/admin_scoping.py): viewers see, owners and admins act.
 """
@@ -12,7 +12,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
-from rag import versions
+from rag import golden as golden_service, version_actions as versions
+from rag.knowledge_base import knowledge_base_golden_threshold_set
 from rag.models import GoldenQuestion, KnowledgeBase, KnowledgeBaseVersion
 from saas_bot.errors import ServiceError
 from tenants.access import current_company, is_platform_staff
@@ -176,7 +177,7 @@ class GoldenQuestionAdmin(CompanyScopedAdmin):
         company = obj.company if (change or is_platform_staff(request.user)) else current_company(request)
         data = form.cleaned_data
         try:
-            saved = versions.golden_question_save(
+            saved = golden_service.golden_question_save(
                 company=company, question=data["question"], expected=data.get("expected"),
                 answer_contains=data.get("answer_contains"), must_refuse=data.get("must_refuse", False),
                 golden=GoldenQuestion.objects.get(pk=obj.pk) if change else None)
@@ -200,11 +201,11 @@ def _with_threshold(base: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
             return [*super().get_fields(request, obj), "golden_threshold"]
 
         def save_model(self, request, obj, form, change):
-            threshold = form.cleaned_data.get("golden_threshold")
-            if threshold is not None and not 0 <= threshold <= 1:
-                messages.error(request, "The golden threshold is a share between 0 and 1.")
-            else:
-                KnowledgeBase.objects.filter(pk=obj.pk).update(golden_threshold=threshold)
+            try:
+                knowledge_base_golden_threshold_set(company=obj.company,
+                                                    threshold=form.cleaned_data.get("golden_threshold"))
+            except ServiceError as exc:
+                messages.error(request, exc.message)
             super().save_model(request, obj, form, change)
 
     KnowledgeBaseWithGoldenAdmin.__name__ = base.__name__

@@ -3,7 +3,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from rag.models import Chunk, Collection, Document
+from rag.models import Chunk, Collection, Document, KnowledgeBaseVersion
 from tenants.models import Membership
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ def test_plan_limits_are_the_same_coded_error_as_the_api(make_company, client):
     assert list(Document.objects.values_list("title", flat=True)) == ["One"]
 
 
-def test_status_progress_reindex_and_delete_with_chunks(owner_client, company):
+def test_status_progress_reindex_and_delete_as_one_version(owner_client, company):
     from rag.services import document_add, documents_ingest
 
     ready = document_add(company=company, file_name="refunds.md", data=b"# Refunds\nRefunds take five days.",
@@ -66,9 +66,12 @@ def test_status_progress_reindex_and_delete_with_chunks(owner_client, company):
     owner_client.post("/admin/rag/document/", {"action": "reindex", "_selected_action": [broken.pk]})
     broken.refresh_from_db()
     assert broken.status == Document.Status.PENDING
+    assert "Answering" in page and page.count('alt="True"') == 1  # only the indexed one answers
     owner_client.post("/admin/rag/document/", {"action": "delete_documents", "_selected_action": [ready.pk, busy.pk]})
     assert not Document.objects.filter(pk__in=[ready.pk, busy.pk]).exists()
-    assert not Chunk.objects.filter(company=company).exists()
+    assert not Chunk.objects.filter(company=company, live=True).exists()  # kept, not live: a rollback restores
+    (deleted,) = KnowledgeBaseVersion.objects.filter(company=company, origin="delete")  # one version for both
+    assert deleted.removed == 2 and deleted.status == KnowledgeBaseVersion.Status.LIVE
 
 
 def test_export_lists_the_company_rows_as_plain_text(owner_client, company, make_company):
@@ -83,8 +86,8 @@ def test_export_lists_the_company_rows_as_plain_text(owner_client, company, make
                                                           "_selected_action": list(Document.objects.values_list(
                                                               "pk", flat=True))})
     rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0][:3] == ["Title", "Status", "Chunk count"]
-    assert len(rows) == 2 and rows[1][:5] == [mine.title, "Ready", "3", "0", ""]  # no HTML, no "None"
+    assert rows[0][:4] == ["Title", "Status", "Answering", "Chunk count"]
+    assert len(rows) == 2 and rows[1][:6] == [mine.title, "Ready", "no", "3", "0", ""]  # no HTML, no "None"
     assert "Rival secrets" not in response.content.decode()
 
 

@@ -23,6 +23,8 @@ v1 = [
     path("usage/daily", views.UsageViewSet.as_view({"get": "daily"}), name="usage-daily"),
     path("usage/events", views.UsageEventViewSet.as_view({"get": "list"}), name="usage-events"),
     path("subscription", views.SubscriptionViewSet.as_view({"get": "current"}), name="subscription"),
+    path("knowledge-base", views.KnowledgeBaseViewSet.as_view({"get": "current", "patch": "partial_update"}),
+         name="knowledge-base"),
 ]
 
 urlpatterns = [

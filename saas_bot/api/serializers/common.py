@@ -71,6 +71,10 @@ def _type_problem(field, value, *, digits_allowed: bool) -> str | None:
             return "Must be a list of integer ids."
     if isinstance(field, serializers.ChoiceField) and not isinstance(value, str):
         return "Must be a string."
+    if isinstance(field, serializers.FloatField) and not (
+            (isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (digits_allowed and isinstance(value, str))):
+        return "Must be a number."
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from rag.models import Collection, Document
+from rag.selectors import document_answering
 from saas_bot.api.serializers.common import CollectionField, ErrorDetailSerializer, StrictTypes
 
 
@@ -18,12 +19,19 @@ class CollectionSerializer(serializers.ModelSerializer):
 
 class DocumentSerializer(serializers.ModelSerializer):
     source_url = serializers.CharField(read_only=True, help_text="The page it was fetched from; empty = none.")
+    answering = serializers.SerializerMethodField(
+        help_text="The bots answer from it: its chunks are in the live knowledge-base version. False while it "
+                  "is indexed or its version is held, and after a rollback to a version without it.")
 
     class Meta:
         model = Document
         fields = ("id", "title", "file_name", "source_url", "collection", "checksum", "size_bytes", "status",
-                  "progress", "error", "chunk_count", "token_count", "created_at", "indexed_at")
+                  "progress", "error", "chunk_count", "token_count", "answering", "created_at", "indexed_at")
         read_only_fields = fields
+
+    def get_answering(self, document: Document) -> bool:
+        answering = getattr(document, "answering", None)  # annotated by the list (one query for the page)
+        return document_answering(document.id) if answering is None else bool(answering)
 
 
 class DocumentUploadSerializer(StrictTypes, serializers.Serializer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from rag.models import GoldenQuestion, KnowledgeBaseVersion
+from saas_bot.api.serializers.common import StrictTypes
 
 
 class VersionChangeSerializer(serializers.Serializer):
@@ -68,3 +69,28 @@ class GoldenQuestionSerializer(serializers.ModelSerializer):
         model = GoldenQuestion
         fields = ("id", "question", "expected", "answer_contains", "must_refuse", "created_at")
         read_only_fields = ("id", "created_at")
+
+
+class KnowledgeBaseSerializer(StrictTypes, serializers.Serializer):
+    """The company's knowledge-base settings (``GET`` / ``PATCH /knowledge-base``); only ``golden_threshold``
+    can be changed here (the embedding model is switched in the admin, docs/retrieval.md)."""
+
+    embedding_model = serializers.CharField(read_only=True)
+    next_embedding_model = serializers.CharField(read_only=True,
+                                                 help_text="The model being switched to; empty: no switch.")
+    live_version = serializers.SerializerMethodField(help_text="The number of the version the bots answer from.")
+    live_version_id = serializers.IntegerField(read_only=True, allow_null=True)
+    golden_threshold = serializers.FloatField(
+        allow_null=True, required=False,
+        help_text="Share of golden questions (0-1) a new version must pass to go live; null: no golden "
+                  "question that passed on the live version may fail on the new one.")
+    versions_kept = serializers.SerializerMethodField(
+        help_text="How many versions that were live are kept for rollback (RAG_VERSIONS_KEPT).")
+
+    def get_live_version(self, kb) -> int | None:
+        return kb.live_version.number if kb.live_version_id else None
+
+    def get_versions_kept(self, kb) -> int:
+        from django.conf import settings
+
+        return settings.RAG_VERSIONS_KEPT

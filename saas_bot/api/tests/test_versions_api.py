@@ -91,3 +91,36 @@ def test_another_company_cannot_see_or_act_on_versions(api, company, make_compan
                          ("delete", f"/api/v1/golden-questions/{golden.id}")):
         assert getattr(other, method)(path).status_code == 404, path
     assert GoldenQuestion.objects.filter(id=golden.id).exists()
+
+
+def test_knowledge_base_settings_show_the_live_version_and_change_the_golden_threshold(api, company):
+    upload(company, REFUNDS)
+    settings_now = api.get("/api/v1/knowledge-base").json()
+    assert settings_now["live_version"] == 1 and settings_now["golden_threshold"] is None
+    assert settings_now["embedding_model"] and settings_now["versions_kept"] >= 1
+
+    changed = api.patch("/api/v1/knowledge-base", {"golden_threshold": 0.9}, format="json")
+    assert changed.status_code == 200 and changed.json()["golden_threshold"] == 0.9
+    assert KnowledgeBase.objects.get(company=company).golden_threshold == 0.9
+    for bad in (1.5, -0.1, "0.9", True, [0.5]):
+        refused = api.patch("/api/v1/knowledge-base", {"golden_threshold": bad}, format="json")
+        assert refused.status_code == 400, (bad, refused.content)
+        assert refused.json()["error"]["code"] in ("golden_threshold_invalid", "validation_failed"), bad
+    assert KnowledgeBase.objects.get(company=company).golden_threshold == 0.9  # nothing changed
+    back = api.patch("/api/v1/knowledge-base", {"golden_threshold": None}, format="json")
+    assert back.status_code == 200 and back.json()["golden_threshold"] is None
+
+
+def test_a_deleted_document_leaves_the_list_and_a_rollback_lists_it_again(api, company):
+    doc = upload(company, REFUNDS)
+    listed = api.get("/api/v1/documents").json()["results"]
+    assert [(d["id"], d["answering"]) for d in listed] == [(doc.id, True)]
+    assert api.delete(f"/api/v1/documents/{doc.id}").status_code == 204
+    assert api.get("/api/v1/documents").json()["count"] == 0
+    assert api.get(f"/api/v1/documents/{doc.id}").status_code == 404
+    assert api.delete(f"/api/v1/documents/{doc.id}").status_code == 404
+    versions = api.get("/api/v1/versions").json()["results"]
+    assert [(v["number"], v["origin"], v["removed"], v["status"]) for v in versions][0] == (2, "delete", 1, "live")
+    rolled = api.post(f"/api/v1/versions/{versions[1]['id']}/rollback")
+    assert rolled.status_code == 200 and "restored" in rolled.json()["note"]
+    assert [(d["id"], d["answering"]) for d in api.get("/api/v1/documents").json()["results"]] == [(doc.id, True)]

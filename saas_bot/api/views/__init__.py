@@ -12,8 +12,8 @@ from saas_bot.api.views.conversations import ConversationViewSet, MessageViewSet
 from saas_bot.api.views.documents import CollectionViewSet, DocumentViewSet
 from saas_bot.api.views.sources import SourceViewSet, SyncRunViewSet
 from saas_bot.api.views.usage import SubscriptionViewSet, UsageEventViewSet, UsageViewSet
-from saas_bot.api.views.versions import GoldenQuestionViewSet, VersionViewSet
+from saas_bot.api.views.versions import GoldenQuestionViewSet, KnowledgeBaseViewSet, VersionViewSet
 
 __all__ = ["BotViewSet", "CollectionViewSet", "CompanyViewSet", "ConversationViewSet", "DocumentViewSet",
            "MessageViewSet", "Pagination", "SourceViewSet", "SubscriptionViewSet", "SyncRunViewSet",
-           "UsageEventViewSet", "UsageViewSet", "GoldenQuestionViewSet", "VersionViewSet"]
+           "UsageEventViewSet", "UsageViewSet", "GoldenQuestionViewSet", "KnowledgeBaseViewSet", "VersionViewSet"]

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rag import services as document_services
 from rag.document_batch import DocumentItem, documents_add
 from rag.models import Collection, Document
+from rag.selectors import documents_with_answering
 from saas_bot.api import serializers as s
 from saas_bot.api.exceptions import STATUS_BY_CODE, error_body
 from saas_bot.api.filters import DocumentFilter
@@ -38,7 +39,7 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyV
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Document.objects.none()
-        return Document.objects.for_company(self.company).order_by("-created_at", "-id")
+        return documents_with_answering(Document.objects.for_company(self.company)).order_by("-created_at", "-id")
 
     @extend_schema(
         summary="Add documents: upload files (multipart), or give a URL or a title and text (JSON)",

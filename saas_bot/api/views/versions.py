@@ -12,11 +12,13 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from rag import versions as version_services
+from rag import golden as golden_service, version_actions as version_services
+from rag.knowledge_base import knowledge_base_get, knowledge_base_golden_threshold_set
 from rag.models import GoldenQuestion, KnowledgeBaseVersion
 from saas_bot.api.idempotency import idempotent
 from saas_bot.api.parsers import SafeJSONParser
-from saas_bot.api.serializers.versions import GoldenQuestionSerializer, VersionCompareSerializer, VersionSerializer
+from saas_bot.api.serializers.versions import (GoldenQuestionSerializer, KnowledgeBaseSerializer,
+                                              VersionCompareSerializer, VersionSerializer)
 from saas_bot.api.views.base import (ID_REGEX, IDEMPOTENCY_PARAM, READ_ERRORS, WRITE_ERRORS, CompanyViewSet,
                                      schema_error)
 from saas_bot.errors import ValidationFailed
@@ -118,7 +120,7 @@ class GoldenQuestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Co
     def create(self, request, *args, **kwargs):
         serializer = GoldenQuestionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        golden = version_services.golden_question_save(company=self.company, **serializer.validated_data)
+        golden = golden_service.golden_question_save(company=self.company, **serializer.validated_data)
         return Response(GoldenQuestionSerializer(golden).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Change a golden question", tags=["versions"], request=GoldenQuestionSerializer,
@@ -130,9 +132,32 @@ class GoldenQuestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Co
         data = {"question": golden.question, "expected": golden.expected,
                 "answer_contains": golden.answer_contains, "must_refuse": golden.must_refuse,
                 **serializer.validated_data}
-        golden = version_services.golden_question_save(company=self.company, golden=golden, **data)
+        golden = golden_service.golden_question_save(company=self.company, golden=golden, **data)
         return Response(GoldenQuestionSerializer(golden).data)
 
     def destroy(self, request, *args, **kwargs):
         self.get_object().delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class KnowledgeBaseViewSet(CompanyViewSet):
+    """The company's knowledge-base settings: embedding model, live version, golden threshold."""
+
+    parser_classes = [SafeJSONParser]
+
+    @extend_schema(summary="Knowledge-base settings: model, live version, golden threshold", tags=["versions"],
+                   responses={200: KnowledgeBaseSerializer, **READ_ERRORS})
+    def current(self, request):
+        return Response(KnowledgeBaseSerializer(knowledge_base_get(self.company)).data)
+
+    @extend_schema(summary="Change the golden threshold", tags=["versions"], request=KnowledgeBaseSerializer,
+                   responses={200: KnowledgeBaseSerializer,
+                              **{**WRITE_ERRORS, 400: schema_error("golden_threshold_invalid or validation_failed.")}})
+    def partial_update(self, request):
+        serializer = KnowledgeBaseSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        kb = knowledge_base_get(self.company)
+        if "golden_threshold" in serializer.validated_data:
+            kb = knowledge_base_golden_threshold_set(company=self.company,
+                                                     threshold=serializer.validated_data["golden_threshold"])
+        return Response(KnowledgeBaseSerializer(kb).data)
