@@ -200,9 +200,9 @@ class LegTimer:
 def dense_path(company_id: int) -> str:
     from django.conf import settings
 
-    from rag.retrieval import _company_share
+    from rag.dense import company_share
 
-    company_chunks, total = _company_share(company_id)
+    company_chunks, total = company_share(company_id)
     share = company_chunks / max(total, 1)
     if company_chunks > settings.RAG_EXACT_SEARCH_MAX_CHUNKS:
         if share * settings.RAG_HNSW_EF_SEARCH_MAX >= 50:  # dense_search's rule for its pool of 50
@@ -264,7 +264,7 @@ def probe_storage(company, vectors: list[list[float]], n: int = 200) -> dict:
     """
     from django.db import connection
 
-    from rag.retrieval import dense_search
+    from rag.dense import dense_search
 
     def timed() -> tuple[float, float, str]:
         with connection.cursor() as cursor:
@@ -304,7 +304,7 @@ def probe_lexical_work_mem(company, queries: list[str], n: int = 200, work_mem: 
     and how many postings each query reads (sum of the query terms' document frequencies)."""
     from django.db import connection, transaction
 
-    from rag.retrieval import lexical_search, query_terms
+    from rag.lexical import lexical_search, query_terms
 
     from django.conf import settings
 
@@ -374,7 +374,7 @@ def hnsw_recall(company, vectors: list[list[float]], limit: int = 50, sample: in
     from django.conf import settings
     from django.db import connection, transaction
 
-    from rag.retrieval import vector_literal, dense_search
+    from rag.dense import dense_search, vector_literal
 
     if dense_path(company.id).startswith("exact"):
         return None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from bots.models import Bot
 from saas_bot.errors import NotFound
+from saas_bot.ids import parse_id
 from tenants.models import Company
 
 
@@ -17,8 +18,8 @@ def bot_find(*, ref: str, company: Company | None = None) -> Bot:
         bots = bots.for_company(company)
     ref = ref.strip()
     found = None
-    if ref.isascii() and ref.isdigit():
-        found = bots.filter(id=int(ref)).first()
+    if (bot_id := parse_id(ref)) is not None:
+        found = bots.filter(id=bot_id).first()
     found = found or bots.filter(username__iexact=ref.lstrip("@")).first() or bots.filter(public_id=ref).first()
     if found is None:
         raise NotFound(code="bot_not_found", message=f"No bot '{ref}'.")

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from rag.knowledge_base import knowledge_base_model
 from rag.models import Document
-from rag.retrieval import vector_literal
+from rag.dense import vector_literal
 from rag.splitting import ChunkDraft, index_text
 from tenants.models import Company
 

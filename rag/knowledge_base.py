@@ -126,7 +126,7 @@ def knowledge_base_reembed(*, company_id: int, batch: int = 64,
         The KnowledgeBase row (switched, or as it was).
     """
     from rag.embeddings import embed_texts
-    from rag.retrieval import vector_literal
+    from rag.dense import vector_literal
     from rag.splitting import index_text
 
     kb = KnowledgeBase.objects.get(company_id=company_id)

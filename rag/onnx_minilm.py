@@ -158,7 +158,7 @@ def main(argv: list[str]) -> int:
     """``python -m rag.onnx_minilm [PATH]``: export (default: :func:`default_path` under ``$VAR_DIR`` or ./var)."""
     if argv:
         target = Path(argv[0])
-    else:  # the settings' VAR_DIR rule (saas_bot/settings.py), without starting Django
+    else:  # the settings' VAR_DIR rule (saas_bot/settings/base.py), without starting Django
         repo = Path(__file__).resolve().parent.parent
         target = default_path(Path(os.environ.get("VAR_DIR", str(repo / "var"))))
     if target.exists():

@@ -1,43 +1,25 @@
-"""The retriever: hybrid dense (pgvector) + lexical (BM25 over Postgres full-text) search.
+"""The retriever: hybrid dense (pgvector) + lexical (BM25 over Postgres full-text) search, fused.
 
-Always scoped to one company. docs/retrieval.md has the design and the measurements.
+Always scoped to one company. docs/retrieval.md has the design and the measurements. The legs have
+modules of their own: rag/lexical.py (BM25 over the company's postings), rag/dense.py (the nearest chunks
+by cosine, exact or HNSW by the company's share, and the ``dense_z`` signal); typo tolerance is
+rag/vocabulary.py (the company's vocabulary and the corrections).
 
-Lexical leg: BM25 computed in SQL from postings (``rag_chunkterm``: per-company
-term, term frequency, chunk length) that Postgres' own tokeniser and stemmer
-produced (``RAG_TEXT_SEARCH_CONFIG``, the same at index and query time), with N
-and avgdl per company (``rag_corpusstat``). A question matches on any of its
-terms. ``ts_rank`` is not used: it has no idf and no length saturation, and
-fused with dense retrieval it pulls SciFact nDCG@10 below dense alone
-(RETRIEVAL-NOTES.md).
-
-Typo tolerance: rag/vocabulary.py (the company's vocabulary and the corrections).
-
-Dense leg: a filtered HNSW scan can return fewer than k rows when the company
-holds a small share of all chunks (pgvector docs, "Filtering"). Small
-companies (up to ``RAG_EXACT_SEARCH_MAX_CHUNKS``) are therefore scanned exactly
-(index scans off, so the planner takes the company's rows and sorts them);
-large ones use HNSW with ``hnsw.ef_search`` raised in proportion to the
-company's share, and fall back to the exact scan if still short; a company whose
-share is too small for even the largest ef_search to yield k of its rows goes to
-the exact scan at once (bench/retrieval_latency.py --tenants: at 370k chunks a
-20k-chunk company's HNSW scans came back short at ef 400-700).
-
-Fusion: min-max score blend (default) or reciprocal rank fusion, over the union
-of both legs' candidates. Each result also carries, in ``extra``, the signals
-the refusal gate (rag/relevance.py) reads.
+Fusion: min-max score blend (default) or reciprocal rank fusion, over the union of both legs'
+candidates. Each result also carries, in ``extra``, the signals the refusal gate (rag/relevance.py) reads.
 """
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from rag.vocabulary import company_cached, company_vocabulary, corpus_signature, correct_terms, query_words
+from rag.dense import dense_search, dense_z, vector_literal
+from rag.lexical import lexical_search
+from rag.vocabulary import corpus_signature, correct_terms, query_words
 from tenants.models import Company
 
 
@@ -69,128 +51,6 @@ class RetrievedChunk:
     extra: dict = field(default_factory=dict)
 
 
-def vector_literal(vector: list[float]) -> str:
-    """A vector as pgvector's text input ``[x1,x2,...]`` (7 decimals), for ``%s::vector`` parameters."""
-    return "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
-
-
-def query_terms(query: str) -> list[str]:
-    """The query's lexemes under ``RAG_TEXT_SEARCH_CONFIG`` (stemmed, stop words removed), distinct."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))",
-                       [settings.RAG_TEXT_SEARCH_CONFIG, query])
-        return [row[0] for row in cursor.fetchall()]
-
-
-_moments: OrderedDict = OrderedDict()  # per-company embedding moments (_embedding_moments)
-
-
-def lexical_search(*, company_id: int, terms: list[str], limit: int, weights: dict[str, float] | None = None,
-                   signature: tuple[int, int] | None = None) -> list[tuple[int, float, int]]:
-    """BM25 top ``limit`` chunks of the company matching any of ``terms``.
-
-    BM25 with Lucene's idf ln(1 + (N - df + 0.5) / (df + 0.5)), k1 = ``RAG_BM25_K1`` (1.2),
-    b = ``RAG_BM25_B`` (0.75) (Robertson & Zaragoza 2009; the defaults of Lucene and bm25s).
-    ``weights`` scales a term's contribution (typo corrections weigh less than 1; default 1).
-    ``signature``: the company's corpus signature if the caller already read it (saves a query).
-
-    Work is bounded: per query term at most ``RAG_BM25_POSTINGS_PER_TERM`` postings are scored,
-    those with the highest tf / length (an index-ordered scan, ``chunkterm_company_term_impact``).
-    Exact while a term occurs in at most that many chunks; beyond it, the chunks where a common
-    (low-idf) term weighs least lose that term's small share. bench/retrieval_latency.py measured the
-    unbounded form at p95 188 ms for this leg at 100k chunks.
-
-    Returns:
-        [(chunk_id, bm25 score, number of query terms matched)], best first.
-    """
-    if not terms:
-        return []
-    weights = weights or {}
-    # Document frequencies come from the company's cached vocabulary (one GROUP BY per corpus
-    # change), so the query reads no posting just to count it. A term the company does not have
-    # matches nothing and is dropped.
-    vocabulary = company_vocabulary(company_id, signature)
-    known = [t for t in dict.fromkeys(terms) if vocabulary.df_by_term.get(t)]
-    if not known:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH stat AS (
-                SELECT greatest(chunk_count, 1)::float8 AS n,
-                       greatest(total_length::float8 / greatest(chunk_count, 1), 1) AS avgdl
-                FROM rag_corpusstat WHERE company_id = %(company)s
-            ), q AS (
-                SELECT * FROM unnest(%(terms)s::text[], %(weights)s::float8[], %(dfs)s::int8[]) AS q(term, w, df)
-            ), postings AS (
-                SELECT p.chunk_id, p.tf, p.dl, q.w, q.df
-                FROM q CROSS JOIN LATERAL (
-                    SELECT chunk_id, tf, dl FROM rag_chunkterm p
-                    WHERE p.company_id = %(company)s AND p.term = q.term
-                    ORDER BY (p.tf::float4 / greatest(p.dl, 1)) DESC
-                    LIMIT %(per_term)s
-                ) p
-            )
-            SELECT p.chunk_id,
-                   sum(p.w * ln(1 + (s.n - p.df + 0.5) / (p.df + 0.5))
-                       * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / s.avgdl))) AS score,
-                   count(*) AS matched
-            FROM postings p CROSS JOIN stat s
-            GROUP BY p.chunk_id
-            ORDER BY score DESC, p.chunk_id
-            LIMIT %(limit)s
-            """,
-            {"company": company_id, "terms": known, "weights": [float(weights.get(t, 1.0)) for t in known],
-             "dfs": [int(vocabulary.df_by_term[t]) for t in known], "per_term": settings.RAG_BM25_POSTINGS_PER_TERM,
-             "k1": settings.RAG_BM25_K1, "b": settings.RAG_BM25_B, "limit": limit},
-        )
-        return [(row[0], float(row[1]), int(row[2])) for row in cursor.fetchall()]
-
-
-def _company_share(company_id: int) -> tuple[int, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce((SELECT chunk_count FROM rag_corpusstat WHERE company_id = %s), 0), "
-            "greatest((SELECT reltuples FROM pg_class WHERE oid = 'rag_chunk'::regclass), 0)::bigint",
-            [company_id],
-        )
-        company_chunks, total_chunks = cursor.fetchone()
-    return int(company_chunks), max(int(total_chunks), int(company_chunks))
-
-
-def dense_search(*, company_id: int, vector: list[float], limit: int) -> list[tuple[int, float]]:
-    """The company's ``limit`` nearest chunks by cosine distance (pgvector ``<=>``).
-
-    Returns:
-        [(chunk_id, cosine similarity)], best first; fewer than ``limit`` only if the
-        company has fewer chunks.
-    """
-    literal = vector_literal(vector)
-    company_chunks, total_chunks = _company_share(company_id)
-    if company_chunks == 0:
-        return []
-    sql = ("SELECT id, 1 - (embedding <=> %s::vector) FROM rag_chunk WHERE company_id = %s AND live "
-           "ORDER BY embedding <=> %s::vector LIMIT %s")
-    params = [literal, company_id, literal, limit]
-    share = company_chunks / max(total_chunks, 1)
-    # A filtered HNSW scan visits about ef_search candidates of all companies, of which about share * ef
-    # are this company's: when even the largest ef cannot yield ``limit`` of them, the scan would come
-    # back short and the exact scan would run after it anyway -- go there at once.
-    hnsw_can_fill = share * settings.RAG_HNSW_EF_SEARCH_MAX >= limit
-    with transaction.atomic(), connection.cursor() as cursor:
-        if company_chunks > settings.RAG_EXACT_SEARCH_MAX_CHUNKS and hnsw_can_fill:
-            ef = min(settings.RAG_HNSW_EF_SEARCH_MAX, max(limit * 4, math.ceil(limit * 2 / max(share, 1e-6)), 100))
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-            if len(rows) >= min(limit, company_chunks):
-                return [(r[0], float(r[1])) for r in rows]
-        # Exact scan: no index scan, so the HNSW index cannot cut the company's rows short.
-        cursor.execute("SET LOCAL enable_indexscan = off")
-        cursor.execute(sql, params)
-        return [(r[0], float(r[1])) for r in cursor.fetchall()]
-
-
 def _minmax(values: dict[int, float], keys: set[int], missing: float | None = None) -> dict[int, float]:
     present = [values[k] for k in keys if k in values]
     if not present:
@@ -200,60 +60,6 @@ def _minmax(values: dict[int, float], keys: set[int], missing: float | None = No
     span = high - low
     return {k: ((values.get(k, low if missing is None else missing) - low) / span if span > 0 else 1.0)
             for k in keys}
-
-
-def _as_array(value) -> np.ndarray:
-    if isinstance(value, str):
-        return np.fromstring(value.strip("[]"), sep=",", dtype=np.float64)
-    return np.asarray(value, dtype=np.float64)
-
-
-def _dense_z(company_id: int, vector: list[float], best: float,
-             signature: tuple[int, int] | None = None) -> float | None:
-    """(best cosine - mean cosine) / std of cosines over the company's chunks, for this query.
-
-    A query-performance predictor: a question the corpus really covers has a chunk that stands far out
-    of the crowd. Mean and variance come from the company's embedding centroid and covariance
-    (:func:`_embedding_moments`), so no scan per query.
-    """
-    moments = _embedding_moments(company_id, signature)
-    if moments is None:
-        return None
-    mean, covariance = moments
-    q = np.asarray(vector, dtype=np.float64)
-    variance = float(q @ covariance @ q)
-    if variance <= 1e-12:
-        return None
-    return (best - float(q @ mean)) / math.sqrt(variance)
-
-
-
-
-def _embedding_moments(company_id: int,
-                       signature: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Mean and covariance of the company's chunk embeddings (from at most ``RAG_MOMENTS_SAMPLE`` chunks,
-    a random sample), cached per process like the vocabulary; None under 2 chunks."""
-    signature = signature or corpus_signature(company_id)
-
-    def load() -> tuple[np.ndarray, np.ndarray] | None:
-        sample = settings.RAG_MOMENTS_SAMPLE
-        with connection.cursor() as cursor:
-            rows = []
-            if signature[0] > sample:
-                percent = min(100.0, 100.0 * 2 * sample / signature[0])
-                cursor.execute(f"SELECT embedding FROM rag_chunk TABLESAMPLE SYSTEM ({percent:.4f}) "
-                               "WHERE company_id = %s AND live LIMIT %s", [company_id, sample])
-                rows = cursor.fetchall()
-            if len(rows) < min(signature[0], sample) // 4:  # small company, or its rows are clustered
-                cursor.execute("SELECT embedding FROM rag_chunk WHERE company_id = %s AND live ORDER BY random() LIMIT %s",
-                               [company_id, sample])
-                rows = cursor.fetchall()
-        if len(rows) < 2:
-            return None
-        matrix = np.asarray([_as_array(r[0]) for r in rows])
-        return matrix.mean(axis=0), np.cov(matrix, rowvar=False, bias=True)
-
-    return company_cached(_moments, company_id, signature, load)
 
 
 def _surface_forms(*, chunk_ids: list[int], terms: list[str]) -> dict[str, str]:
@@ -395,7 +201,7 @@ def _chunk_search(*, company: Company, query: str, k: int, query_vector: list[fl
     best_dense_doc = rows[max(cosine, key=lambda cid: (cosine[cid], -cid))][1]
     best_lexical_doc = rows[lexical[0][0]][1] if lexical and lexical[0][0] in rows else None
     extra = {
-        "dense_z": _dense_z(company.id, vector, best_cosine, signature + (model,)),
+        "dense_z": dense_z(company.id, vector, best_cosine, signature + (model,)),
         "embedding_model": model,
         "cross_lingual": cross_lingual,
         "corpus_chunks": signature[0],

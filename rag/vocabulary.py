@@ -9,8 +9,8 @@ vocabulary is read once per process from the postings and kept in memory
 (see :class:`_Vocabulary`); pg_trgm is not needed (the embedded server does
 not ship it).
 
-The per-company caches (:func:`company_cached`) also keep the retriever's embedding moments
-(rag/retrieval.py); both are keyed by the corpus signature (:func:`corpus_signature`).
+The per-company caches (:func:`company_cached`) also keep the dense leg's embedding moments
+(rag/dense.py); both are keyed by the corpus signature (:func:`corpus_signature`).
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from rag.models import Source, SyncRun
 from rag.sources import SOURCE_FIELDS
 from saas_bot.admin_save import RefusalShownAdmin, SaveRefused, with_save_refusal
 from saas_bot.errors import ServiceError
+from saas_bot.ids import parse_id
 from tenants.access import current_company, is_platform_staff
 from tenants.admin_scoping import CompanyScopedAdmin
 
@@ -96,7 +97,7 @@ class SourceAdmin(RefusalShownAdmin, CompanyScopedAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})
         extra_context["auto_refresh_seconds"] = 5 if SyncRun.objects.filter(
-            source_id=object_id if str(object_id).isascii() and str(object_id).isdigit() else 0,
+            source_id=parse_id(object_id) or 0,
             status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING]).exists() and request.method == "GET" \
             else None
         return super().change_view(request, object_id, form_url, extra_context)

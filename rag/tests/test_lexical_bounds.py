@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rag.retrieval import lexical_search, query_terms
+from rag.lexical import lexical_search, query_terms
 from rag.tests.test_retrieval_quality import _unit, _write
 
 pytestmark = pytest.mark.django_db

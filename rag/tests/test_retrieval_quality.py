@@ -16,7 +16,9 @@ from django.test.utils import CaptureQueriesContext
 
 from rag.models import Document
 from rag.relevance import is_answerable
-from rag.retrieval import RetrievedChunk, chunk_search, dense_search, lexical_search, query_terms
+from rag.dense import dense_search
+from rag.lexical import lexical_search, query_terms
+from rag.retrieval import RetrievedChunk, chunk_search
 from rag.chunk_store import _document_write_chunks
 from rag.ingestion import _versions_after_ingest
 from rag.splitting import ChunkDraft

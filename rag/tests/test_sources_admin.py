@@ -72,3 +72,10 @@ def test_a_refused_save_is_shown_on_the_form_not_as_added(admin_client, company,
     assert response.status_code == 200 and "Collection not found. (collection_not_found)" in page
     assert "added successfully" not in page and 'value="Help"' in page
     assert not Source.objects.exists()
+
+
+@pytest.mark.parametrize("object_id", ["¹", "٣", "9" * 30])
+def test_a_source_id_that_is_not_plain_digits_is_missing_not_a_crash(owner_client, object_id):
+    # "¹".isdigit() is True but int("¹") raises: the change view's auto-refresh check once did int() on it.
+    response = owner_client.get(f"/admin/rag/source/{object_id}/change/")
+    assert response.status_code == 404  # missing, like another company's source; no 500

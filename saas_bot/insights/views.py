@@ -34,6 +34,7 @@ from bots.models import Bot, Conversation, KnowledgeGapResolution, Message
 from bots.answers import QUESTION_MAX_CHARS, ask
 from bots.selectors import bot_names
 from saas_bot.errors import NoLiveSubscription, ServiceError
+from saas_bot.ids import parse_id
 from tenants.access import can_edit, current_company, is_platform_staff
 from tenants.models import Company
 
@@ -276,7 +277,8 @@ def usage_export(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("CSV export is for platform staff.")
     chosen = request.GET.get("company")
     if chosen:
-        company = Company.objects.filter(pk=chosen).first() if chosen.isascii() and chosen.isdigit() else None
+        company_id = parse_id(chosen)
+        company = Company.objects.filter(pk=company_id).first() if company_id is not None else None
         if company is None:
             raise Http404("Company not found.")
         try:
@@ -301,7 +303,7 @@ def usage_export(request: HttpRequest) -> HttpResponse:
 
 
 def _ids(raw: str) -> list[int]:
-    return [int(part) for part in raw.replace(",", " ").split() if part.isascii() and part.isdigit()]
+    return [number for part in raw.replace(",", " ").split() if (number := parse_id(part)) is not None]
 
 
 def knowledge_gaps_view(request: HttpRequest) -> HttpResponse:
