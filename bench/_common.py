@@ -254,32 +254,33 @@ def table(headers: list[str], rows: list[list], align: str | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
-ORDER = ["webhook", "telegram", "answer-throughput", "retrieval", "ingest", "usage", "findings", "scifact"]
-
-
 def update_docs(name: str, body: str) -> None:
-    """Replace (or add) this benchmark's section in docs/benchmarks.md; other sections are kept as they are.
+    """Replace this benchmark's section of docs/benchmarks.md in place (or append it at the end); every
+    other line of the file, marked or not (hand-written readings and sections), is kept as it is.
 
-    Sections sit between ``<!-- bench:NAME:start -->`` / ``<!-- bench:NAME:end -->`` markers, in the order
-    webhook, retrieval, ingest, SciFact; the SciFact placeholder is added when missing.
+    A section sits between ``<!-- bench:NAME:start -->`` and ``<!-- bench:NAME:end -->``; the SciFact
+    placeholder is added when missing.
     """
-    import re
-
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     with open(OUT_DIR / "benchmarks.md.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         text = DOCS.read_text() if DOCS.exists() else DOC_HEADER
-        pattern = re.compile(r"<!-- bench:([a-z0-9_-]+):start -->\n(.*?)<!-- bench:\1:end -->\n?", re.S)
-        sections = {m.group(1): m.group(2) for m in pattern.finditer(text)}
-        first = pattern.search(text)
-        header = text[:first.start()] if first else text
-        sections.setdefault("scifact", SCIFACT_SECTION)
-        sections[name] = body.rstrip() + "\n"
-        names = [n for n in ORDER if n in sections] + [n for n in sections if n not in ORDER]
-        out = header.rstrip() + "\n\n" + "\n".join(
-            f"<!-- bench:{n}:start -->\n{sections[n]}<!-- bench:{n}:end -->\n" for n in names)
-        DOCS.write_text(out)
+        text = _section_put(text, name, body)
+        if "<!-- bench:scifact:start -->" not in text:
+            text = _section_put(text, "scifact", SCIFACT_SECTION)
+        DOCS.write_text(text)
+
+
+def _section_put(text: str, name: str, body: str) -> str:
+    import re
+
+    block = f"<!-- bench:{name}:start -->\n{body.rstrip()}\n<!-- bench:{name}:end -->\n"
+    found = re.search(rf"<!-- bench:{re.escape(name)}:start -->\n.*?<!-- bench:{re.escape(name)}:end -->\n?",
+                      text, re.S)
+    if found:
+        return text[:found.start()] + block + text[found.end():]
+    return text.rstrip() + "\n\n" + block
 
 
 def log(message: str) -> None:
