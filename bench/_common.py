@@ -254,37 +254,33 @@ def table(headers: list[str], rows: list[list], align: str | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
-
-
 def update_docs(name: str, body: str) -> None:
-    """Replace (or add) this benchmark's section in docs/benchmarks.md; everything else is kept verbatim.
+    """Replace this benchmark's section of docs/benchmarks.md in place (or append it at the end); every
+    other line of the file, marked or not (hand-written readings and sections), is kept as it is.
 
-    Sections sit between ``<!-- bench:NAME:start -->`` / ``<!-- bench:NAME:end -->`` markers. An existing
-    section is replaced in place; a new one is appended at the end (so hand-written notes between or after
-    sections survive); the SciFact placeholder is added when missing.
+    A section sits between ``<!-- bench:NAME:start -->`` and ``<!-- bench:NAME:end -->``; the SciFact
+    placeholder is added when missing.
     """
-    import re
-
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     with open(OUT_DIR / "benchmarks.md.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         text = DOCS.read_text() if DOCS.exists() else DOC_HEADER
-
-        def block(section: str, content: str) -> str:
-            return f"<!-- bench:{section}:start -->\n{content.rstrip()}\n<!-- bench:{section}:end -->\n"
-
-        def put(text: str, section: str, content: str) -> str:
-            pattern = re.compile(rf"<!-- bench:{re.escape(section)}:start -->\n.*?<!-- bench:{re.escape(section)}:end -->\n?",
-                                 re.S)
-            match = pattern.search(text)
-            if match:
-                return text[:match.start()] + block(section, content) + text[match.end():]
-            return text.rstrip() + "\n\n" + block(section, content)
-
+        text = _section_put(text, name, body)
         if "<!-- bench:scifact:start -->" not in text:
-            text = put(text, "scifact", SCIFACT_SECTION)
-        DOCS.write_text(put(text, name, body))
+            text = _section_put(text, "scifact", SCIFACT_SECTION)
+        DOCS.write_text(text)
+
+
+def _section_put(text: str, name: str, body: str) -> str:
+    import re
+
+    block = f"<!-- bench:{name}:start -->\n{body.rstrip()}\n<!-- bench:{name}:end -->\n"
+    found = re.search(rf"<!-- bench:{re.escape(name)}:start -->\n.*?<!-- bench:{re.escape(name)}:end -->\n?",
+                      text, re.S)
+    if found:
+        return text[:found.start()] + block + text[found.end():]
+    return text.rstrip() + "\n\n" + block
 
 
 def log(message: str) -> None:

@@ -22,6 +22,7 @@ from saas_bot.api.serializers.versions import (GoldenQuestionSerializer, Knowled
 from saas_bot.api.views.base import (ID_REGEX, IDEMPOTENCY_PARAM, READ_ERRORS, WRITE_ERRORS, CompanyViewSet,
                                      schema_error)
 from saas_bot.errors import ValidationFailed
+from saas_bot.ids import parse_id
 
 VERSION_ERRORS = {
     **WRITE_ERRORS,
@@ -89,10 +90,10 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyVi
     @action(detail=True, methods=["get"])
     def compare(self, request, pk=None):
         version = self.get_object()  # another company's version: 404 before anything else
-        raw = request.query_params.get("to", "")
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "¹".isdigit() is True, int("¹") fails
+        to_id = parse_id(request.query_params.get("to"))
+        if to_id is None:
             raise ValidationFailed(code="validation_failed", message="Give ?to=<version id>.")
-        return Response(version_services.versions_compare(company=self.company, from_id=version.id, to_id=int(raw)))
+        return Response(version_services.versions_compare(company=self.company, from_id=version.id, to_id=to_id))
 
 
 @extend_schema_view(
