@@ -323,9 +323,8 @@ def breakdown(bot, n: int) -> list[list]:
     def bot_lookup() -> None:
         Bot.objects.filter(public_id=bot.public_id).values("id", "company_id", "webhook_secret").first()
 
-    insert_sql = ("INSERT INTO bots_telegramupdate (company_id, bot_id, update_id, payload, status, attempts, error, "
-                  "received_at) VALUES (%s, %s, %s, %s::jsonb, 'pending', 0, '', now()) "
-                  "ON CONFLICT (bot_id, update_id) DO NOTHING RETURNING id")
+    from bots.inbox import _INSERT_UPDATE as insert_sql  # the webhook's own statement (it kept a stale copy
+    # without the columns added since, and failed on locked_by's NOT NULL)
 
     def insert_atomic() -> None:
         uid = next(counter)
