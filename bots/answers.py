@@ -247,7 +247,8 @@ def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI,
         idempotency_key: the caller's key (the API's Idempotency-Key); default: a fresh one.
 
     Raises:
-        ValidationFailed(code="question_empty" | "question_too_long").
+        ValidationFailed(code="question_empty" | "question_too_long"): ``question_empty`` when it has no
+            letter or digit in any script (blank, only zero-width spaces or punctuation).
         NotFound(code="conversation_not_found"): ``conversation`` is not one of this bot's.
         ValidationFailed(code="bot_not_active"): the bot is disabled or its token was revoked; like its
             Telegram chats, it answers nobody (and nothing is metered) until it is enabled again.
@@ -256,8 +257,8 @@ def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI,
         raise ValidationFailed(code="bot_not_active",
                                message=f"{bot} is {bot.get_status_display().lower()}: enable it to ask it questions.")
     question = question.strip()
-    if not question:
-        raise ValidationFailed(code="question_empty", message="The question is empty.")
+    if not any(ch.isalnum() for ch in question):  # blank, zero-width spaces, punctuation only
+        raise ValidationFailed(code="question_empty", message="The question is empty (no letters or digits).")
     if len(question) > QUESTION_MAX_CHARS:
         raise ValidationFailed(code="question_too_long",
                                message=f"Questions are limited to {QUESTION_MAX_CHARS} characters.")
