@@ -98,7 +98,7 @@ def message_answer(*, bot: Bot, question: str, conversation: Conversation, idemp
         # (the Message is logged as limit_reached with no answer, marked delivered so nothing is sent).
         tell = end_user_id is None or limit_notice_claim(company=company, end_user_id=end_user_id)
         return _message_save(Message(**base, status=Message.Status.LIMIT_REACHED,
-                                     answer=limit_message_for(bot) if tell else "",
+                                     answer=bot_limit_message(bot) if tell else "",
                                      delivered_at=None if tell else timezone.now(),
                                      latency_ms=_ms(started)), update)
     try:
@@ -208,7 +208,7 @@ def _estimate_tokens(bot: Bot, question: str) -> int:
             + settings.LLM_MAX_COMPLETION_TOKENS)
 
 
-def limit_message_for(bot: Bot) -> str:
+def bot_limit_message(bot: Bot) -> str:
     """The text an end user gets at a limit: the bot's own, else the plan's, else the default in the
     bot's language (billing.models.DEFAULT_LIMIT_MESSAGES)."""
     if bot.limit_message.strip():
@@ -236,7 +236,7 @@ def _message_save(message: Message, update: TelegramUpdate | None) -> AskResult:
         return AskResult(Message.objects.get(update=update), created=False)
 
 
-def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI,
+def bot_ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI,
         conversation: Conversation | None = None, idempotency_key: str | None = None) -> AskResult:
     """One question outside Telegram (``ask`` command, API, playground): the same pipeline and metering.
 
@@ -247,7 +247,8 @@ def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI,
         idempotency_key: the caller's key (the API's Idempotency-Key); default: a fresh one.
 
     Raises:
-        ValidationFailed(code="question_empty" | "question_too_long").
+        ValidationFailed(code="question_empty" | "question_too_long"): ``question_empty`` when it has no
+            letter or digit in any script (blank, only zero-width spaces or punctuation).
         NotFound(code="conversation_not_found"): ``conversation`` is not one of this bot's.
         ValidationFailed(code="bot_not_active"): the bot is disabled or its token was revoked; like its
             Telegram chats, it answers nobody (and nothing is metered) until it is enabled again.
@@ -256,8 +257,8 @@ def ask(*, bot: Bot, question: str, channel: str = Conversation.Channel.CLI,
         raise ValidationFailed(code="bot_not_active",
                                message=f"{bot} is {bot.get_status_display().lower()}: enable it to ask it questions.")
     question = question.strip()
-    if not question:
-        raise ValidationFailed(code="question_empty", message="The question is empty.")
+    if not any(ch.isalnum() for ch in question):  # blank, zero-width spaces, punctuation only
+        raise ValidationFailed(code="question_empty", message="The question is empty (no letters or digits).")
     if len(question) > QUESTION_MAX_CHARS:
         raise ValidationFailed(code="question_too_long",
                                message=f"Questions are limited to {QUESTION_MAX_CHARS} characters.")

@@ -38,8 +38,11 @@ def version_rollback(*, company, version_id: int) -> KnowledgeBaseVersion:
     if version.status == Status.LIVE:
         return version
     if version.status != Status.RETIRED or not version.revisions:
+        hint = {Status.HELD: "force it to make it live, or discard it to keep the live version",
+                Status.BUILDING: "it goes live (or is held) when its documents are indexed",
+                Status.DISCARDED: "it was discarded and cannot go live"}.get(version.status, "")
         raise ValidationFailed(code="version_not_restorable",
-                               message=f"Version {version.number} was never live; force it instead.")
+                               message=f"Version {version.number} was never live" + (f": {hint}." if hint else "."))
     revisions = {int(d): int(r) for d, r in version.revisions.items()}
     with transaction.atomic():
         _company_lock(company.id)
@@ -56,32 +59,39 @@ def version_rollback(*, company, version_id: int) -> KnowledgeBaseVersion:
             raise ValidationFailed(code="version_not_restorable",
                                    message=f"Version {version.number}'s chunks were cleaned up "
                                            f"(only the last {settings.RAG_VERSIONS_KEPT} live versions are kept).")
-        restored, skipped = _documents_restore(company.id, list(revisions))
-        revisions = {d: r for d, r in revisions.items() if d not in skipped}
-        note = f"rolled back to at {timezone.now():%Y-%m-%d %H:%M}"
+        restored, replaced = _documents_restore(company.id, list(revisions))
+        for old_id, new in replaced.items():  # the same content uploaded again answers in the old one's place
+            del revisions[old_id]
+            if new.revision and new.status == Document.Status.READY:
+                revisions[new.id] = new.revision
+        note = f"rolled back on {timezone.now():%Y-%m-%d %H:%M}"
         if restored:
             note += f"; {len(restored)} deleted document(s) restored"
+        if replaced:
+            note += f"; {len(replaced)} answered by the document(s) uploaded again with the same content"
         version.note = (version.note + "\n" if version.note else "") + note
         _switch(version, revisions)
     return version
 
 
-def _documents_restore(company_id: int, document_ids: list[int]) -> tuple[list[int], set[int]]:
+def _documents_restore(company_id: int, document_ids: list[int]) -> tuple[list[int], dict[int, Document]]:
     """Undelete the deleted documents among ``document_ids`` (a rollback or a discarded delete).
 
     Returns:
-        (restored ids, skipped ids): a deleted document whose content another document of the company
-        now has (the same checksum was uploaded again) stays deleted; that other document answers for it.
+        (restored ids, {skipped id: the document that replaces it}): a deleted document whose content another
+        document of the company now has (the same checksum was uploaded again) stays deleted; that other
+        document answers in its place.
     """
-    restored, skipped = [], set()
+    restored, replaced = [], {}
     for document in Document.all_objects.filter(company_id=company_id, id__in=document_ids,
                                                  deleted_at__isnull=False).order_by("id"):
-        if Document.objects.filter(company_id=company_id, checksum=document.checksum).exists():
-            skipped.add(document.id)
+        other = Document.objects.filter(company_id=company_id, checksum=document.checksum).first()
+        if other is not None:
+            replaced[document.id] = other
             continue
         Document.all_objects.filter(id=document.id).update(deleted_at=None)
         restored.append(document.id)
-    return restored, skipped
+    return restored, replaced
 
 
 def version_force(*, company, version_id: int) -> KnowledgeBaseVersion:
@@ -103,15 +113,18 @@ def version_force(*, company, version_id: int) -> KnowledgeBaseVersion:
 
 
 def version_discard(*, company, version_id: int) -> KnowledgeBaseVersion:
-    """Drop a held (or building) version: it never goes live; its new chunks are cleaned up, and the
-    documents it deleted are restored (they never stopped answering).
+    """Drop a held version: it never goes live; its new chunks are cleaned up, and the documents it deleted
+    are restored (they never stopped answering). A building version cannot be discarded: its documents are
+    still being indexed (discarding it then made each of them a version of its own when it was indexed).
 
     Raises:
         NotFound(code="version_not_found"); ValidationFailed(code="version_not_held").
     """
     version = version_get(company=company, version_id=version_id)
-    if version.status not in (Status.HELD, Status.BUILDING):
-        raise ValidationFailed(code="version_not_held", message=f"Version {version.number} is not held.")
+    if version.status != Status.HELD:
+        raise ValidationFailed(code="version_not_held", message=f"Version {version.number} is not held"
+                               + (" (it is still building: wait until it is checked)."
+                                  if version.status == Status.BUILDING else "."))
     with transaction.atomic():
         _company_lock(company.id)
         removed = [c["document_id"] for c in version.changes if c["action"] == "removed"]

@@ -181,6 +181,10 @@ def _build(company_id: int, version_id: int, built: list[KnowledgeBaseVersion]) 
     revisions = _candidate(company_id, version.changes)
     version.revisions = {str(d): r for d, r in revisions.items()}
     version.built_at = timezone.now()
+    # Titles as indexed (an upload's title is its file name until extraction finds the document's own).
+    titles = dict(Document.all_objects.filter(id__in=[c["document_id"] for c in version.changes])
+                  .values_list("id", "title"))
+    version.changes = [{**c, "title": titles.get(c["document_id"]) or c.get("title", "")} for c in version.changes]
     questions = list(GoldenQuestion.objects.filter(company_id=company_id))
     if questions:
         try:
@@ -294,8 +298,16 @@ def versions_cleanup(company_id: int, *, keep: int | None = None) -> int:
     keep = settings.RAG_VERSIONS_KEPT if keep is None else keep
     kept = list(KnowledgeBaseVersion.objects.filter(company_id=company_id, status__in=[Status.HELD])
                 .values_list("revisions", flat=True))
-    kept += list(KnowledgeBaseVersion.objects.filter(company_id=company_id, status__in=[Status.LIVE, Status.RETIRED])
-                 .exclude(live_at=None).order_by("-live_at").values_list("revisions", flat=True)[:max(keep, 1)])
+    # The last ``keep`` *distinct* states that were live: a version that changed nothing that answers (an
+    # upload that failed, a re-index to the same chunks) does not push a real one out of the rollback window.
+    states: list[dict] = []
+    for revisions in (KnowledgeBaseVersion.objects.filter(company_id=company_id, status__in=[Status.LIVE, Status.RETIRED])
+                      .exclude(live_at=None).order_by("-live_at").values_list("revisions", flat=True).iterator()):
+        if revisions not in states:
+            states.append(revisions)
+            if len(states) >= max(keep, 1):
+                break
+    kept += states
     pairs = {(int(d), int(r)) for revisions in kept for d, r in (revisions or {}).items()}
     held = {d for d, _ in pairs}
     with transaction.atomic(), connection.cursor() as cursor:

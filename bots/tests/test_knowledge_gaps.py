@@ -3,7 +3,7 @@ import pytest
 
 from bots.knowledge_gaps import knowledge_gap_resolve, knowledge_gaps, normalise_question
 from bots.models import Conversation, KnowledgeGapResolution, Message
-from bots.answers import ask
+from bots.answers import bot_ask
 from rag.models import Document
 from saas_bot.errors import NotFound, ValidationFailed
 from saas_bot.testing.pytest_plugin import DEMO_DIR
@@ -70,7 +70,7 @@ def test_an_answered_gap_answers_the_next_such_question(bot, django_capture_on_c
     path = DEMO_DIR / "kb" / "sharing-links.md"
     document, _ = document_add(company=bot.company, file_name=path.name, data=path.read_bytes(), schedule=False)
     documents_ingest(company=bot.company, documents=[document])
-    first = ask(bot=bot, question="Can I pay for my plan with PayPal?").message
+    first = bot_ask(bot=bot, question="Can I pay for my plan with PayPal?").message
     assert first.status == Message.Status.NOT_FOUND
     [group] = knowledge_gaps(company=bot.company)
 
@@ -82,6 +82,6 @@ def test_an_answered_gap_answers_the_next_such_question(bot, django_capture_on_c
     qa = Document.objects.get(id=resolution.document_id)
     assert qa.status == Document.Status.READY and qa.title == "Can I pay for my plan with PayPal?"
     assert knowledge_gaps(company=bot.company) == []  # the group left the list
-    again = ask(bot=bot, question="do you accept paypal payments?").message
+    again = bot_ask(bot=bot, question="do you accept paypal payments?").message
     assert again.status == Message.Status.ANSWERED
     assert again.sources[0]["title"] == qa.title and "PayPal is accepted" in again.answer

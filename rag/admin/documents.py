@@ -208,8 +208,9 @@ class DocumentAdmin(RefusalShownAdmin, CompanyScopedAdmin):
     @admin.action(description="Delete selected documents", permissions=["delete"])
     def delete_documents(self, request, queryset):
         count = _documents_delete(queryset)
-        messages.success(request, f"Deleted {count} document(s): one new knowledge-base version. Roll it back "
-                                  "under Knowledge base versions to restore them.")
+        messages.success(request, f"Deleted {count} document(s): one new knowledge-base version. To bring them "
+                                  "back, roll back to the version before it under Knowledge base versions, or "
+                                  "discard it if a golden question held it.")
 
 
 def _documents_delete(queryset) -> int:

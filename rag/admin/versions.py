@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 from rag import golden as golden_service, version_actions as versions
 from rag.knowledge_base import knowledge_base_golden_threshold_set
 from rag.models import GoldenQuestion, KnowledgeBase, KnowledgeBaseVersion
+from saas_bot.admin_save import SaveRefused
 from saas_bot.errors import ServiceError
 from tenants.access import current_company, is_platform_staff
 from tenants.admin_scoping import CompanyScopedAdmin
@@ -80,8 +81,11 @@ class KnowledgeBaseVersionAdmin(CompanyScopedAdmin):
 
     @admin.action(description="Roll back to the selected version (live at once)", permissions=["change"])
     def rollback_action(self, request, queryset):
-        for version in queryset:
-            _run(request, versions.version_rollback, version, "Version {number} is live again.")
+        chosen = list(queryset)
+        if len(chosen) != 1:  # several would each go live in turn, and the last one processed would stay
+            messages.error(request, "Select exactly one version to roll back to.")
+            return
+        _run(request, versions.version_rollback, chosen[0], "Version {number} is live again.")
 
     @admin.action(description="Force the selected held version live", permissions=["change"])
     def force_action(self, request, queryset):
@@ -204,8 +208,8 @@ def _with_threshold(base: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
             try:
                 knowledge_base_golden_threshold_set(company=obj.company,
                                                     threshold=form.cleaned_data.get("golden_threshold"))
-            except ServiceError as exc:
-                messages.error(request, exc.message)
+            except ServiceError as exc:  # shown beside the field, the form kept, nothing saved
+                raise SaveRefused.of(exc, field="golden_threshold") from None
             super().save_model(request, obj, form, change)
 
     KnowledgeBaseWithGoldenAdmin.__name__ = base.__name__

@@ -28,7 +28,7 @@ def test_provider_usage_is_used_when_reported(company, demo_kb, llm):
 def test_token_quota_holds_when_the_provider_reports_no_usage(make_company, telegram, llm,
                                                               django_capture_on_commit_callbacks):
     from bots.models import Conversation
-    from bots.answers import ask
+    from bots.answers import bot_ask
     from bots.lifecycle import bot_connect
     from rag.services import document_add_text, documents_ingest
     from saas_bot.testing.pytest_plugin import TEST_BOT_ID, TEST_TOKEN
@@ -41,7 +41,7 @@ def test_token_quota_holds_when_the_provider_reports_no_usage(make_company, tele
                                     text="# Sharing links\nSharing links expire after 30 days by default.")
     documents_ingest(company=company, documents=[document])
     with django_capture_on_commit_callbacks(execute=True):  # the usage ledger is written after commit
-        statuses = [ask(bot=bot, question="when do sharing links expire?", channel=Conversation.Channel.API,
+        statuses = [bot_ask(bot=bot, question="when do sharing links expire?", channel=Conversation.Channel.API,
                         idempotency_key=f"quota-{i}").message.status for i in range(4)]
     events = UsageEvent.objects.filter(company=company, kind="llm_tokens")
     assert statuses[0] == "answered" and "limit_reached" in statuses, statuses

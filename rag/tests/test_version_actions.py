@@ -108,11 +108,14 @@ def test_the_same_content_uploaded_after_a_delete_is_a_new_document_and_a_rollba
     again = add(company, "iceland-again.md", ICELAND)
     assert again.id != first.id
 
-    version_actions.version_rollback(company=company, version_id=v1.id)
+    rolled = version_actions.version_rollback(company=company, version_id=v1.id)
     # The old row is not restored beside the new one with the same content (the checksum is unique among
-    # documents that exist); the rolled-back version answers without it.
+    # documents that exist): the new one answers in its place (the fresh-user trial found the content
+    # answering nowhere).
     assert list(Document.objects.filter(company=company).values_list("id", flat=True)) == [again.id]
     assert Document.all_objects.get(id=first.id).deleted_at is not None
+    assert "nine working days" in texts(company, "parcels to Iceland")
+    assert set(rolled.revisions) == {str(again.id)} and "uploaded again" in rolled.note
 
 
 def test_a_source_page_no_longer_owns_a_document_deleted_by_hand(company):
@@ -171,3 +174,34 @@ def test_a_bot_limited_to_a_collection_answers_from_a_document_whose_delete_is_h
     assert scope == [support.id]  # still in the live version: still in the bot's scope
     assert "08:00" in " ".join(r.text for r in chunk_search(company=company, query="support hours", k=3,
                                                             document_ids=scope))
+
+
+def test_versions_that_change_nothing_do_not_push_a_real_one_out_of_the_rollback_window(company, settings):
+    settings.RAG_VERSIONS_KEPT = 2
+    refunds = add(company, "refunds.md", REFUNDS)
+    v1 = live(company)
+    refunds = document_replace_content(company=company, document_id=refunds.id, file_name="refunds.md",
+                                       data=REFUNDS.replace("five", "six").encode(), schedule=False)
+    documents_ingest(company=company, documents=[refunds])
+    for name in ("broken-1.pdf", "broken-2.pdf", "broken-3.pdf"):  # uploads that fail: live, nothing changed
+        broken, _ = document_add(company=company, file_name=name, data=b"%PDF-1.4 not a pdf " + name.encode(),
+                                 schedule=False)
+        assert documents_ingest(company=company, documents=[broken])[0].status == Document.Status.FAILED
+    assert live(company).number == v1.number + 4
+    version_actions.version_rollback(company=company, version_id=v1.id)  # still restorable
+    assert "five working days" in texts(company, "how long do refunds take")
+
+
+def test_only_one_held_version_can_be_discarded_and_a_rollback_says_why_not(company):
+    from saas_bot.errors import ValidationFailed
+
+    document, _ = document_add(company=company, file_name="refunds.md", data=REFUNDS.encode(), schedule=False)
+    building = KnowledgeBaseVersion.objects.get(company=company)
+    assert building.status == Status.BUILDING
+    for action in (version_actions.version_discard, version_actions.version_rollback):
+        with pytest.raises(ValidationFailed) as refused:
+            action(company=company, version_id=building.id)
+        assert "building" in refused.value.message or "indexed" in refused.value.message
+    documents_ingest(company=company, documents=[document])
+    building.refresh_from_db()
+    assert building.status == Status.LIVE and building.changes[0]["title"] == "Refunds"  # the indexed title

@@ -41,6 +41,11 @@ def test_golden_question_held_version_and_actions(owner_client, company, demo_kb
                                                            "_selected_action": [held.id]}, follow=True)
     held.refresh_from_db()
     assert held.status == "live"
+    two = owner_client.post("/admin/rag/knowledgebaseversion/", {"action": "rollback_action",
+                                                                 "_selected_action": [live_before.id, held.id]},
+                            follow=True)
+    assert "Select exactly one version" in two.content.decode()
+    assert KnowledgeBase.objects.get(company=company).live_version == held  # nothing rolled back
     owner_client.post("/admin/rag/knowledgebaseversion/", {"action": "rollback_action",
                                                            "_selected_action": [live_before.id]}, follow=True)
     assert KnowledgeBase.objects.get(company=company).live_version == live_before
@@ -51,6 +56,13 @@ def test_threshold_on_the_knowledge_base_page(owner_client, company, demo_kb):
     response = owner_client.post(f"/admin/rag/knowledgebase/{kb.id}/change/", {
         "embedding_model": kb.embedding_model, "golden_threshold": "0.8"}, follow=True)
     assert response.status_code == 200
+    kb.refresh_from_db()
+    assert kb.golden_threshold == 0.8
+    refused = owner_client.post(f"/admin/rag/knowledgebase/{kb.id}/change/", {
+        "embedding_model": kb.embedding_model, "golden_threshold": "2"})
+    page = refused.content.decode()
+    assert refused.status_code == 200 and "golden_threshold_invalid" in page  # the form again, with the reason
+    assert "was changed successfully" not in page
     kb.refresh_from_db()
     assert kb.golden_threshold == 0.8
 

@@ -31,7 +31,7 @@ from billing.selectors import (
 )
 from bots.knowledge_gaps import knowledge_gap_resolve, knowledge_gaps
 from bots.models import Bot, Conversation, KnowledgeGapResolution, Message
-from bots.answers import QUESTION_MAX_CHARS, ask
+from bots.answers import QUESTION_MAX_CHARS, bot_ask
 from bots.selectors import bot_names
 from saas_bot.errors import NoLiveSubscription, ServiceError
 from saas_bot.ids import parse_id
@@ -99,7 +99,7 @@ def playground_index(request: HttpRequest) -> HttpResponse:
 
 
 def playground(request: HttpRequest, bot_id: int) -> HttpResponse:
-    """Ask one bot a question through the Telegram pipeline (``bots.answers.ask``, channel "playground").
+    """Ask one bot a question through the Telegram pipeline (``bots.answers.bot_ask``, channel "playground").
 
     The conversation id is kept in the session per bot, so follow-up questions use its memory; the
     "new conversation" button ends it. Service errors and limit replies are shown as messages.
@@ -122,7 +122,7 @@ def playground(request: HttpRequest, bot_id: int) -> HttpResponse:
             return redirect(request.path)
         question = request.POST.get("question", "")
         try:
-            result = ask(bot=bot, question=question, channel=Conversation.Channel.PLAYGROUND,
+            result = bot_ask(bot=bot, question=question, channel=Conversation.Channel.PLAYGROUND,
                          conversation=conversation)
         except ServiceError as exc:
             messages.error(request, exc.message)

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from billing.models import UsageCounter
 from bots.models import Message
 from bots.selectors import bot_find
-from bots.answers import ask
+from bots.answers import bot_ask
 from saas_bot.errors import ServiceError
 
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, bot: str, question: str, **options):
         try:
             bot_obj = bot_find(ref=bot)
-            result = ask(bot=bot_obj, question=question)
+            result = bot_ask(bot=bot_obj, question=question)
         except ServiceError as exc:
             raise CommandError(f"{exc.code}: {exc.message}") from exc
         message = result.message

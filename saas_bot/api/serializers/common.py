@@ -28,8 +28,9 @@ class StrictTypes:
     DRF turns ``{"question": 42}`` into "42" and ``{"conversation_id": true}`` into 1; a client that sends
     a number for a text field has a bug it should hear about. Text fields take strings; integer and id
     fields take integers: in a JSON body only JSON numbers (``"24"`` is text, refused), in a form or
-    multipart body (a QueryDict, which only carries strings) strings of digits; booleans are never
-    numbers. ``null`` stays with the field's own ``allow_null``.
+    multipart body (a QueryDict, which only carries strings, or data built from one: context
+    ``form_encoded=True``) strings of digits; booleans are never numbers. ``null`` stays with the field's own
+    ``allow_null``.
     """
 
     def to_internal_value(self, data):
@@ -39,7 +40,7 @@ class StrictTypes:
 
         errors = {}
         if isinstance(data, Mapping):
-            digits_allowed = isinstance(data, QueryDict)
+            digits_allowed = isinstance(data, QueryDict) or bool(self.context.get("form_encoded"))
             for name, field in self.fields.items():
                 if field.read_only or name not in data:
                     continue
@@ -71,6 +72,11 @@ def _type_problem(field, value, *, digits_allowed: bool) -> str | None:
             return "Must be a list of integer ids."
     if isinstance(field, serializers.ChoiceField) and not isinstance(value, str):
         return "Must be a string."
+    if isinstance(field, serializers.BooleanField) and not isinstance(value, bool) and not digits_allowed:
+        return "Must be true or false."
+    if isinstance(field, serializers.ListField) and isinstance(field.child, serializers.CharField) \
+            and not digits_allowed and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return "Must be a list of strings."
     if isinstance(field, serializers.FloatField) and not (
             (isinstance(value, (int, float)) and not isinstance(value, bool))
             or (digits_allowed and isinstance(value, str))):

@@ -56,7 +56,7 @@ class VersionCompareSerializer(serializers.Serializer):
         return fields
 
 
-class GoldenQuestionSerializer(serializers.ModelSerializer):
+class GoldenQuestionSerializer(StrictTypes, serializers.ModelSerializer):
     """A question the bot must answer right: cite one of ``expected``, contain one of ``answer_contains``,
     or refuse (``must_refuse``)."""
 

@@ -103,6 +103,7 @@ def test_ask_with_the_chat_model_reports_token_usage(api, bot, demo_kb, llm):
 
 
 @pytest.mark.parametrize("question, code", [("", "question_empty"), ("   \n", "question_empty"),
+                                            ("  \u200b  ", "question_empty"), ("?!…", "question_empty"),
                                             ("x" * (QUESTION_MAX_CHARS + 1), "question_too_long")])
 def test_bad_questions_are_400_and_not_metered(api, bot, question, code):
     response = api.post(f"/api/v1/bots/{bot.id}/ask", {"question": question}, format="json")

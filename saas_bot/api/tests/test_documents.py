@@ -176,3 +176,22 @@ def test_the_admin_and_the_api_add_through_the_same_service(owner_client, api, c
     assert admin.status_code == 200  # the add form again, with the refusal
     assert escape(f"setup.exe: {api_body['message']} (document_unsupported_type)") in admin.content.decode()
     assert not Document.objects.exists()
+
+
+def test_a_multipart_upload_goes_into_the_collection_given_by_its_id(company, make_company, api):
+    """A form field is text: "7" is the id 7 (the fresh-user trial found every multipart upload with a
+    collection refused as "Must be an integer.")."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from rag.models import Collection
+
+    billing = Collection.objects.create(company=company, name="Billing")
+    theirs = Collection.objects.create(company=make_company("rival"), name="Theirs")
+    upload = SimpleUploadedFile("refunds.md", b"# Refunds\nRefunds take five days.")
+    response = api.post("/api/v1/documents", {"files": [upload], "collection": str(billing.id)}, format="multipart")
+    assert response.status_code == 201, response.content
+    assert response.json()["results"][0]["document"]["collection"] == billing.id
+    for bad in (str(theirs.id), "99999", "¹", "x"):
+        upload = SimpleUploadedFile("other.md", b"# Other\nSomething else.")
+        refused = api.post("/api/v1/documents", {"files": [upload], "collection": bad}, format="multipart")
+        assert refused.status_code == 400 and "collection" in refused.json()["error"]["detail"], bad

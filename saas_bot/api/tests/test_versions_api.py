@@ -124,3 +124,15 @@ def test_a_deleted_document_leaves_the_list_and_a_rollback_lists_it_again(api, c
     rolled = api.post(f"/api/v1/versions/{versions[1]['id']}/rollback")
     assert rolled.status_code == 200 and "restored" in rolled.json()["note"]
     assert [(d["id"], d["answering"]) for d in api.get("/api/v1/documents").json()["results"]] == [(doc.id, True)]
+
+
+def test_read_only_knowledge_base_fields_and_loose_golden_types_are_refused(api, company):
+    for body in ({"embedding_model": "foo"}, {"versions_kept": 100}, {"golden_threshold": 0.5, "live_version": 3}):
+        refused = api.patch("/api/v1/knowledge-base", body, format="json")
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "validation_failed", body
+    assert KnowledgeBase.objects.get(company=company).golden_threshold is None  # nothing changed
+    for body in ({"question": "Hi?", "expected": [1, 2]}, {"question": "Hi?", "must_refuse": "yes"},
+                 {"question": 42, "must_refuse": True}):
+        refused = api.post("/api/v1/golden-questions", body, format="json")
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "validation_failed", body
+    assert not GoldenQuestion.objects.exists()

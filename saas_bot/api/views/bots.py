@@ -6,7 +6,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from bots.answers import ask
+from bots.answers import bot_ask
 from bots.lifecycle import bot_connect, bot_delete, bot_update
 from bots.models import Bot, Conversation, Message
 from bots.telegram_setup import bot_webhook_info
@@ -113,7 +113,7 @@ class BotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyViewSe
             if conversation is None:
                 return Response(error_body("conversation_not_found", "Conversation not found."), status=404)
         key = getattr(request, "idempotency_key", None)
-        result = ask(
+        result = bot_ask(
             bot=bot, question=serializer.validated_data["question"], channel=Conversation.Channel.API,
             conversation=conversation, idempotency_key=f"api:{self.company.id}:{key}" if key else None)
         message = result.message

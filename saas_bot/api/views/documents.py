@@ -75,7 +75,7 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CompanyV
             serializer = s.DocumentUploadSerializer(data={"files": request.FILES.getlist("files"),
                                                           **({"collection": request.data["collection"]}
                                                              if request.data.get("collection") else {})},
-                                                    context=context)
+                                                    context={**context, "form_encoded": True})
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
             items = [DocumentItem.from_file(upload.name, upload) for upload in data["files"]]

@@ -155,6 +155,11 @@ class KnowledgeBaseViewSet(CompanyViewSet):
                    responses={200: KnowledgeBaseSerializer,
                               **{**WRITE_ERRORS, 400: schema_error("golden_threshold_invalid or validation_failed.")}})
     def partial_update(self, request):
+        others = sorted(set(request.data) - {"golden_threshold"}) if isinstance(request.data, dict) else []
+        if others:  # read-only fields sent back are refused, not ignored: the client would think they changed
+            raise ValidationFailed(code="validation_failed",
+                                   message="Only golden_threshold can be changed here (the embedding model is "
+                                           "switched in the admin).", detail={name: ["Read-only."] for name in others})
         serializer = KnowledgeBaseSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         kb = knowledge_base_get(self.company)

@@ -29,13 +29,13 @@ def test_empty_metrics_say_so_and_data_gets_a_chart(owner_client, bot, django_ca
     assert "Plotly.newPlot" not in page
 
     from bots.models import Conversation
-    from bots.answers import ask
+    from bots.answers import bot_ask
 
     from saas_bot.testing.pytest_plugin import DEMO_DIR, ingest_folder
 
     ingest_folder(bot.company, DEMO_DIR / "kb")
     with django_capture_on_commit_callbacks(execute=True):  # the usage event is recorded after commit
-        ask(bot=bot, question="How long do sharing links last?", channel=Conversation.Channel.PLAYGROUND)
+        bot_ask(bot=bot, question="How long do sharing links last?", channel=Conversation.Channel.PLAYGROUND)
     page = owner_client.get(reverse("admin-usage")).content.decode()
     assert "No messages yet this period" not in page and "Plotly.newPlot" in page
     assert '"tickformat":",d"' in page.replace(" ", "")

@@ -68,7 +68,7 @@ def test_playground_answers_with_sources_and_keeps_the_conversation(client, bot)
     assert Conversation.objects.count() == 2
 
 
-@pytest.mark.parametrize("question,text", [("   ", "The question is empty."),
+@pytest.mark.parametrize("question,text", [("   ", "The question is empty (no letters or digits)."),
                                            ("x" * 4097, "Questions are limited to 4096 characters.")])
 def test_playground_bad_questions_are_messages(client, bot, question, text):
     member(client, bot.company)
