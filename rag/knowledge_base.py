@@ -40,10 +40,11 @@ def knowledge_base_model(company_id: int, *, lock: bool = False) -> str:
 
 
 def knowledge_base_get(company) -> KnowledgeBase:
-    """The company's KnowledgeBase row, created with the deployment's default model if missing."""
+    """The company's KnowledgeBase row (``company`` is a Company or its id), created with the deployment's
+    default model if missing."""
     from rag.embeddings import default_model
 
-    kb, _ = KnowledgeBase.objects.get_or_create(company_id=company.pk,
+    kb, _ = KnowledgeBase.objects.get_or_create(company_id=getattr(company, "pk", company),
                                                 defaults={"embedding_model": default_model()})
     return kb
 

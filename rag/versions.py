@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from rag.chunk_store import _corpus_stat_add
 from rag.golden import GoldenReport, golden_check
+from rag.knowledge_base import knowledge_base_get
 from rag.models import Document, GoldenQuestion, KnowledgeBase, KnowledgeBaseVersion
 
 logger = logging.getLogger("saas_bot.rag")
@@ -61,13 +62,6 @@ def _company_lock(company_id: int, *, wait: bool = True, lock_class: int = _LOCK
             return True
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [lock_class, int(company_id)])
         return bool(cursor.fetchone()[0])
-
-
-def _kb_row(company_id: int) -> None:
-    """Make sure the company's KnowledgeBase row exists (searches lock it; a switch needs it there)."""
-    from rag.embeddings import default_model
-
-    KnowledgeBase.objects.get_or_create(company_id=company_id, defaults={"embedding_model": default_model()})
 
 
 # -- recording -----------------------------------------------------------------------------------------
@@ -91,7 +85,7 @@ def version_record_batch(batch) -> KnowledgeBaseVersion | None:
         changes.append({"action": change.action, "document_id": change.document_id,
                         "title": titles.get(change.document_id, "")})
     with transaction.atomic():
-        _kb_row(batch.company_id)
+        knowledge_base_get(batch.company_id)  # searches lock the row; a switch needs it
         _company_lock(batch.company_id, lock_class=_NUMBER_LOCK_CLASS)  # numbering only: never behind a check
         last = (KnowledgeBaseVersion.objects.filter(company_id=batch.company_id)
                 .order_by("-number").values_list("number", flat=True).first()) or 0
@@ -270,7 +264,7 @@ def _switch(version: KnowledgeBaseVersion, revisions: dict[int, int]) -> None:
     """Make ``version`` live with ``revisions``: one transaction under the knowledge-base row's FOR UPDATE."""
     company_id = version.company_id
     with transaction.atomic():
-        _kb_row(company_id)
+        knowledge_base_get(company_id)
         kb = KnowledgeBase.objects.select_for_update().get(company_id=company_id)
         entered, left = _apply(company_id, revisions)
         now = timezone.now()
