@@ -55,6 +55,31 @@ def _queued(broker) -> int:
 
 def _purge(broker) -> None:
     broker.delete(*QUEUES)
+
+
+def _handoff_pending(bot_id: int) -> int:
+    """Stored updates of the bench bot still waiting in the inbox's outbox (bots_updatehandoff) for the relay."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM bots_updatehandoff WHERE bot_id = %s", [bot_id])
+        return cursor.fetchone()[0]
+
+
+def _handoff_drain(bot_id: int, timeout: float = 60.0) -> tuple[int, float]:
+    """Wait until the relay has published every handoff row of the bench bot.
+
+    Returns (rows still pending when it gave up, seconds waited). Counting the queue before the relay has
+    caught up under-counts this run and leaves rows that the next run's relay publishes after its purge
+    (over-counting that run): the mismatches of 2026-12-01's runs.
+    """
+    started = time.monotonic()
+    pending = _handoff_pending(bot_id)
+    while pending and time.monotonic() - started < timeout:
+        time.sleep(0.2)
+        pending = _handoff_pending(bot_id)
+    return pending, time.monotonic() - started
+
 ID_SPAN = 10**11  # update_id range per run: run r uses [r * ID_SPAN, (r + 1) * ID_SPAN)
 THREAD_SPAN = 10**9  # within a run, generator thread t uses base + t * THREAD_SPAN + n
 DEFAULT_CONFIGS = "sync:2:1:32,sync:4:1:32,gthread:2:4:32,gthread:4:4:32,gthread:2:4:64,sync:4:1:64,gthread:2:4:16"
@@ -471,6 +496,9 @@ def main() -> int:
             breakdown_rows = breakdown(bot, args.breakdown)
             breakdown_load = cpu.stop()
             _purge(broker)
+            # The breakdown's updates are not part of any run: no relay may publish them into a run's count.
+            with connection.cursor() as cursor:
+                cursor.execute("DELETE FROM bots_updatehandoff WHERE bot_id = %s", [bot.id])
         for (klass, workers, threads, conns), gen in plan:
             run_no += 1
             port = _free_port()
@@ -526,9 +554,14 @@ def main() -> int:
             rss = {pid: _rss_mb(pid) for pid in _children(proc.pid)}
             _stop(proc)
             proc = None
-            if relay is not None:  # it has had the 2 s above to publish the last rows
+            handoff_left, drain_s = 0, 0.0
+            if relay is not None:  # publish every stored row of this run before counting the queue
+                handoff_left, drain_s = _handoff_drain(bot.id)
                 _stop(relay)
                 relay = None
+                if handoff_left:  # not published within the timeout: never counted in a later run
+                    with connection.cursor() as cursor:
+                        cursor.execute("DELETE FROM bots_updatehandoff WHERE bot_id = %s", [bot.id])
             with connection.cursor() as cursor:
                 cursor.execute("SELECT count(*) FROM bots_telegramupdate WHERE bot_id = %s AND update_id >= %s "
                                "AND update_id < %s", [bot.id, base, base + ID_SPAN])
@@ -559,7 +592,8 @@ def main() -> int:
                 "socket_errors": result["err_connect"] + result["err_read"] + result["err_write"]
                 + result["err_timeout"],
                 "stored": stored, "stored_minus_acked": stored - result["ok"], "exact_ids_ok": exact,
-                "queued": queued, "queued_ok": queued == stored + warm_stored, "broker_errors": broker_errors, "server_tracebacks": server_errors,
+                "queued": queued, "queued_ok": handoff_left == 0 and queued == stored + warm_stored,
+                "handoff_left": handoff_left, "relay_drain_s": round(drain_s, 1), "broker_errors": broker_errors, "server_tracebacks": server_errors,
                 "torch_in_workers": any(v[0] for v in torch_checks.values()),
                 "torch_evidence": "; ".join(f"{pid}: {ev}" for pid, (_, ev) in torch_checks.items()),
                 "worker_rss_mb": round(max(rss.values()), 0) if rss else float("nan"),
@@ -580,7 +614,7 @@ def main() -> int:
             results.append(row)
             log(f"result: {row['acks_per_s']} acks/s, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
                 f"non-200 {row['non200']}, socket errors {row['socket_errors']}, stored {stored} "
-                f"(acked {result['ok']}), queued {queued}, torch loaded: {row['torch_in_workers']}, "
+                f"(acked {result['ok']}), queued {queued} (relay drained in {drain_s:.1f} s, {handoff_left} left), torch loaded: {row['torch_in_workers']}, "
                 f"cpu busy {load['cpu_busy_pct']}%, load1 {load['load1_start']}->{load['load1_end']}")
     except KeyboardInterrupt:
         interrupted = True
@@ -600,6 +634,7 @@ def main() -> int:
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM bots_telegramupdate WHERE bot_id = %s", [bot.id])
             deleted = cursor.rowcount
+            cursor.execute("DELETE FROM bots_updatehandoff WHERE bot_id = %s", [bot.id])
         company.delete()
         lua_file.unlink(missing_ok=True)
         log(f"cleanup: deleted {deleted} inbox rows, bot and company {slug}; Redis queue '{QUEUE}' purged "
@@ -618,7 +653,8 @@ def main() -> int:
         check += ")"
         rows.append([r["config"], r["acks_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["max_ms"], r["non200"],
                      r["socket_errors"], check,
-                     f"{'yes' if r['queued_ok'] else 'NO'} ({r['queued']} msgs / {r['stored'] + r['warm_stored']} rows)",
+                     f"{'yes' if r['queued_ok'] else 'NO'} ({r['queued']} msgs / {r['stored'] + r['warm_stored']} rows"
+                     + (f", {r['handoff_left']} never relayed" if r["handoff_left"] else "") + ")",
                      "yes" if r["torch_in_workers"] else "no",
                      r["worker_rss_mb"], r["cpu_busy_pct"], f"{r['load1_start']}->{r['load1_end']}",
                      f"{r['web_cpu_ms_per_ack']} + "
@@ -634,8 +670,9 @@ def main() -> int:
                if meets else
                f"Target >= 1,000 acks/s with p99 < 50 ms: NOT met. Best: {best['config']} at "
                f"{best['acks_per_s']} acks/s, p99 {best['p99_ms']} ms "
-               f"({1000 - best['acks_per_s']:.0f} acks/s short of 1,000"
-               + (f", p99 {best['p99_ms'] - 50:.1f} ms over 50" if best['p99_ms'] >= 50 else "") + ").")
+               "(" + "; ".join(
+                   ([f"{1000 - best['acks_per_s']:.0f} acks/s short of 1,000"] if best["acks_per_s"] < 1000 else [])
+                   + ([f"p99 {best['p99_ms'] - 50:.1f} ms over 50"] if best["p99_ms"] >= 50 else [])) + ").")
     print(verdict)
     torch_line = ("torch in the web process: " +
                   ("LOADED in a gunicorn process (libtorch mapped)" if any(r["torch_in_workers"] for r in results)
@@ -661,7 +698,8 @@ def main() -> int:
                 "updates with the right secret header. \"stored = acked\": rows of the run's update_id range in "
                 "`bots_telegramupdate` against the 200s counted by the generator (rows may exceed 200s by at most "
                 "the requests in flight when the generator stopped; never fewer). \"enqueued = stored?\": messages "
-                "in the Redis queue against rows stored (warm-up + run): every stored update enqueued once. \"torch in web\": libtorch mapped in any gunicorn process "
+                "in the Redis queue against rows stored (warm-up + run), counted after the inbox relay (when on) has published "
+                "every handoff row of the bench bot (up to 60 s): every stored update enqueued once. \"torch in web\": libtorch mapped in any gunicorn process "
                 "(/proc/<pid>/maps) after the load. CPU busy is the whole machine (server + generator + "
                 "PostgreSQL + anyone else's tests). \"CPU ms/ack\": CPU time used during the run by the gunicorn "
                 "workers (web) and by this database's PostgreSQL backends opened since gunicorn started (db), and by "

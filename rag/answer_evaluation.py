@@ -32,6 +32,7 @@ MARKUP_PATTERNS: list[tuple[str, re.Pattern]] = [
     ("admonition", re.compile(r"^\s*(?::::+\s*\w*|!!!\s+\w+)", re.M)),
     ("markdown_emphasis", re.compile(r"(?<![\w*@])(\*\*|__)(?=\S)[^\n]+?(?<=\S)\1(?![\w*])")),
     ("markdown_link", re.compile(r"\[[^\]\n]+\]\([^)\s]+\)")),
+    ("markdown_reference_link", re.compile(r"\[[^\[\]\n]+\]\[[^\[\]\n]*\]|^ {0,3}\[[^\[\]\n]+\]:\s+\S", re.M)),
     ("markdown_heading", re.compile(r"^\s{0,3}#{1,6}\s+\S", re.M)),
     ("code_backquote", re.compile(r"`[^`\n]+`")),
     ("html_tag", re.compile(r"</?(?:a|b|i|em|strong|div|span|p|br|img|code|pre|ul|ol|li|table|tr|td|th|kbd)\b[^>\n]*>",

@@ -111,6 +111,11 @@ ADMONITION_TYPES = ("note", "tip", "warn", "warning", "danger", "info", "importa
 _INLINE_ADMONITION = re.compile(r"(?:!!!|\?\?\?\+?)\s*(?:" + "|".join(ADMONITION_TYPES) + r")\b(?:\s+\"[^\"\n]*\")?\s*", re.I)
 _MD_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")
 _MD_LINK = re.compile(r"\[([^\]\n]+)\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")
+# Reference-style links, full and collapsed ("[text][label]", "[text][]", CommonMark 0.31 section 6.3), and the
+# link reference definitions they point at ("[label]: url", section 4.7): text a reader never sees as written.
+_MD_REF_LINK = re.compile(r"\[([^\[\]\n]+)\]\[([^\[\]\n]*)\]")
+_MD_REF_DEFINITION = re.compile(r"^ {0,3}\[[^\[\]\n]+\]:[ \t]*<?\S+>?(?:[ \t]+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^)\n]*\)))?[ \t]*$\n?",
+                                re.M)
 _MD_STRONG = re.compile(r"(?<![\w*@])\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*(?![\w*])")
 _MD_UNDERSCORE_STRONG = re.compile(r"(?<!\w)__(?=\S)([^_\n]*\s[^_\n]*?)(?<=\S)__(?!\w)")
 _MD_CODE = re.compile(r"`([^`\n]+)`")
@@ -250,6 +255,8 @@ def strip_literal_markup(text: str) -> str:
     text = _INLINE_ADMONITION.sub("", text)
     text = _MD_IMAGE.sub(lambda m: m.group(1), text)
     text = _MD_LINK.sub(lambda m: m.group(1), text)
+    text = _MD_REF_LINK.sub(lambda m: m.group(1), text)
+    text = _MD_REF_DEFINITION.sub("", text)
     text = _MD_STRONG.sub(lambda m: m.group(1), text)
     text = _MD_UNDERSCORE_STRONG.sub(lambda m: m.group(1), text)
     text = _MD_CODE.sub(lambda m: m.group(1), text)

@@ -21,6 +21,7 @@ MARKUP_SAMPLES = {
     "admonition": ":::note\nA note.\n:::",
     "markdown_emphasis": "Click **Save** to keep it.",
     "markdown_link": "Read [the guide](https://example.com/guide).",
+    "markdown_reference_link": "See our documentation on [server export and import][export-and-import].",
     "markdown_heading": "## Install\nRun it.",
     "code_backquote": "Set `SESSION_COOKIE_DOMAIN` first.",
     "html_tag": "Press <kbd>Enter</kbd>.",

@@ -55,3 +55,16 @@ def test_other_formats_lose_directives_and_literal_markdown():
     assert text_of("page.html", html) == ("Desktop/Web:\n\nGo to Personal settings > Account & privacy.\n\n"
                                           "Open the menu and press Ctrl now.\n\nA tip body that wraps.\n\n"
                                           "{{ code stays }}")
+
+
+def test_reference_style_links_keep_their_text_and_lose_labels_and_definitions():
+    """Zulip's export-your-organization.html carries an admonition body with Markdown reference links as text.
+
+    Seen in an answer before this test existed: "documentation on [server export and import][export-and-import]".
+    """
+    html = ("<h1>Export</h1><p>!!! warn \"\"</p><pre><code>If you run your own server, see our\n"
+            "documentation on [server export and import][export-and-import] or\n[server backups][].</code></pre>"
+            "<p>[export-and-import]: https://zulip.readthedocs.io/en/latest/production/export-and-import.html</p>"
+            "<p>Citations [1] and [a] stay.</p>")
+    assert text_of("page.html", html) == ("If you run your own server, see our documentation on server export and "
+                                          "import or server backups.\n\nCitations [1] and [a] stay.")
