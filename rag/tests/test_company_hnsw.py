@@ -59,7 +59,7 @@ def _explain_dense(company_id: int, vector: list[float]) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
-def test_index_built_past_the_threshold_and_used_by_the_dense_query(two_companies):
+def test_index_built_past_the_threshold_and_used_by_the_dense_query(two_companies, settings):
     big, small, big_vectors, big_ids, _ = two_companies
     query = list(map(float, big_vectors[10]))
     assert dense_path(big.id, 50) == "hnsw"  # before: the global index, filtered by company
@@ -76,7 +76,7 @@ def test_index_built_past_the_threshold_and_used_by_the_dense_query(two_companie
     assert dense_path(big.id, 50) == "company_hnsw" and dense_path(small.id, 50) == "hnsw"
     plan = _explain_dense(big.id, query)
     assert f"Index Scan using {company_hnsw_index_name(big.id)}" in plan, plan
-    assert "hnsw.ef_search = 200" in " ".join(q["sql"] for q in _captured(big.id, query))
+    assert f"hnsw.ef_search = {settings.RAG_COMPANY_HNSW_EF_SEARCH}" in " ".join(q["sql"] for q in _captured(big.id, query))
     # A second run changes nothing.
     again = company_hnsw_indexes_reconcile()
     assert again.kept == [big.id] and not again.created and not again.dropped

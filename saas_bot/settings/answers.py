@@ -58,8 +58,9 @@ RAG_HNSW_EF_SEARCH_MAX = env.int("RAG_HNSW_EF_SEARCH_MAX", default=1000)
 # the global index filtered by company gave dense recall@50 0.82-0.91 for 20k-100k-chunk companies at 370k chunks
 # (docs/benchmarks.md); below it a company keeps the exact scan or the global index. 0 = no per-company indexes.
 RAG_COMPANY_HNSW_MIN_CHUNKS = env.int("RAG_COMPANY_HNSW_MIN_CHUNKS", default=10000)
-# hnsw.ef_search on a company's own index (at least the pool size k; docs/benchmarks.md for recall per value).
-RAG_COMPANY_HNSW_EF_SEARCH = env.int("RAG_COMPANY_HNSW_EF_SEARCH", default=200)
+# hnsw.ef_search on a company's own index (at least the pool size k). 400: dense recall@50 0.963 at 100k chunks, 0.897 at 200
+# (docs/benchmarks.md, "Retrieval latency at 1M chunks", ef_search table).
+RAG_COMPANY_HNSW_EF_SEARCH = env.int("RAG_COMPANY_HNSW_EF_SEARCH", default=400)
 # maintenance_work_mem of one per-company build (about 2 KB per chunk at 384 dimensions, m=16: 100k chunks ~200 MB).
 RAG_COMPANY_HNSW_BUILD_MEMORY = env("RAG_COMPANY_HNSW_BUILD_MEMORY", default="512MB")
 # How often beat reconciles the per-company indexes with the companies' sizes (seconds).
