@@ -85,3 +85,21 @@ def test_extraction_runs_outside_this_process(company, monkeypatch):
     os.kill(child, 9)  # as if the kernel's OOM killer had stopped it mid-document
     (again,) = ingest(company, {"again.md": b"# Again\n\nA new child reads it."}).values()
     assert again.status == "ready" and sandbox.child_pid() not in (None, child)
+
+
+def test_a_child_that_keeps_memory_after_a_big_document_is_replaced(company, settings):
+    """CPython keeps a big document's heap: the child that read it must not carry it into the next one."""
+    from rag.extraction import sandbox
+
+    sandbox.shutdown()
+    settings.DOCUMENT_EXTRACTION_RECYCLE_MB = 60  # idle about 16 MB; after this page about 95
+    (small,) = ingest(company, {"small.md": b"# Small\n\nA small file leaves the child small."}).values()
+    assert small.status == "ready"
+    first = sandbox.child_pid()
+    assert first is not None  # below the bound: kept for the next document
+    (big,) = ingest(company, {"big.html": hostile_files.html_nested_div_forest(6 * 1024 * 1024)}).values()
+    assert big.status == "ready"
+    assert sandbox.child_pid() is None  # it kept more than 60 MB: replaced before the next document
+    (after,) = ingest(company, {"after.md": b"# After\n\nRead by a fresh child."}).values()
+    assert after.status == "ready" and sandbox.child_pid() not in (None, first)
+    sandbox.shutdown()
