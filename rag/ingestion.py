@@ -184,8 +184,8 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
                     raise DocumentOverLimit(
                         code="upload_too_large_extracted",
                         message=f"'{document.file_name}': this upload holds more than "
-                                f"{settings.DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS:,} characters of text in all "
-                                "(DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS); upload the rest separately.") from exc
+                                f"{settings.DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS:,} characters of text in all"
+                                "; upload the rest separately.") from exc
                 raise
             upload_chars_left -= sum(len(s.text) for s in extracted.sections)
             title = document.title if document.title and document.title != PurePath(document.file_name).stem \

@@ -74,8 +74,7 @@ def extract(*, file_name: str, data: bytes, includes: Mapping[str, bytes | str] 
         raise
     except MemoryError:
         raise DocumentOverLimit(code="document_extraction_memory",
-                                message=f"'{file_name}' needs more memory to read than extraction may use "
-                                        "(DOCUMENT_EXTRACTION_MEMORY_MB).") from None
+                                message=f"'{file_name}' needs more memory to read than extraction may use.") from None
     except Exception as exc:  # parsers raise many types on corrupt input; the reason goes to the admin
         raise UnreadableDocument(
             code="document_unreadable", message=f"'{file_name}' could not be read: {type(exc).__name__}: {exc}"

@@ -184,8 +184,8 @@ def extract_bounded(*, file_name: str, data: bytes, includes: Mapping[str, bytes
 def _memory_error(file_name: str, limits: dict) -> DocumentOverLimit:
     return DocumentOverLimit(
         code="document_extraction_memory",
-        message=f"'{file_name}' needs more than {limits['memory_mb']} MB of memory to read "
-                "(DOCUMENT_EXTRACTION_MEMORY_MB); it was stopped.")
+        message=f"'{file_name}' needs more than {limits['memory_mb']} MB of memory to read"
+                "; it was stopped.")
 
 
 def _death(file_name: str, returncode: int | None, waited: float, limits: dict) -> Exception:
@@ -198,8 +198,8 @@ def _death(file_name: str, returncode: int | None, waited: float, limits: dict) 
         logger.warning("extraction of %s stopped after %.1f s (exit %s)", file_name, waited, returncode)
         return DocumentOverLimit(
             code="document_extraction_timeout",
-            message=f"'{file_name}' took longer to read than allowed ({limits['cpu_seconds']} s of CPU, "
-                    f"DOCUMENT_EXTRACTION_CPU_SECONDS); it was stopped.")
+            message=f"'{file_name}' took longer to read than allowed ({limits['cpu_seconds']} s of CPU); "
+                    "it was stopped.")
     logger.error("extraction child died with exit status %s on %s", returncode, file_name)
     return UnreadableDocument(code="document_extraction_crashed",
                               message=f"'{file_name}' could not be read: the reader crashed on it "
