@@ -79,6 +79,7 @@ def test_webhook_health_shows_the_last_error_and_re_register(owner_client, bot, 
     settings.PUBLIC_BASE_URL = ""
     response = owner_client.post(f"/admin/bots/bot/{bot.pk}/register-webhook/", follow=True)
     assert "(public_base_url_missing)" in response.content.decode()
+    assert "PUBLIC_BASE_URL" not in response.content.decode()  # an owner cannot set it: the operator does
 
 
 def test_edit_disable_replace_token_and_delete(owner_client, bot, telegram, settings):
