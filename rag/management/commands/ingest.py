@@ -73,7 +73,7 @@ class Command(BaseCommand):
             results = documents_ingest(company=tenant, documents=to_index, progress=progress) if to_index else []
         except ConfigurationError as exc:
             # The deployment, not the files: said once, the files stay stored and pending.
-            raise CommandError(f"{exc.message} [{exc.code}]") from exc
+            raise CommandError(f"{exc.message} [{exc.code}] {exc.operator_hint}".rstrip()) from exc
         finally:
             display.close()
         by_id = {d.id: d for d in results}
