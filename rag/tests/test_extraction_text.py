@@ -116,3 +116,5 @@ def test_unreadable_files_get_coded_errors(name, data, code):
     with pytest.raises(UnreadableDocument) as error:
         extract(file_name=name, data=data)
     assert error.value.code == code
+    if name == "broken.pdf":  # said in words first; the parser's own words come last, for support
+        assert error.value.message.startswith("'broken.pdf' could not be read: it is damaged or not a PDF file")
