@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (CpuSampler, REPO, django_setup, drop_private_database, log, machine_info, machine_lines,  # noqa: E402
                      other_load, percentile, table, update_docs, use_private_database, worktree_note)
 
-BROKER = "redis://127.0.0.1:6379/13"
+BROKER = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 DB_NAME = "saas_bot_bench_usage"
 
 

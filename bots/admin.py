@@ -187,6 +187,17 @@ class BotAdmin(RefusalShownAdmin, CompanyScopedAdmin):
         for bot in queryset:
             bot_delete(bot=bot)
 
+    def get_deleted_objects(self, objs, request):
+        """The confirmation page's list of what goes with the bots (chats, conversations, messages).
+
+        Django refuses a delete when the user lacks the delete right on any row it cascades to; a bot's
+        conversations and messages are read-only in the admin (no one deletes them one by one), yet they go
+        with their bot (``bot_delete``). Whoever may delete the bot (owners and admins of its company,
+        ``has_delete_permission``, checked by Django before this) needs no right on them.
+        """
+        deleted, model_count, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, set(), protected
+
     @admin.display(description="Webhook")
     def webhook_state(self, obj):
         if obj.status != Bot.Status.ACTIVE:

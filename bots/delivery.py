@@ -160,6 +160,9 @@ def send(bot: Bot, where: Where, parts: list[Part], *, reply_to: int | None = No
         wait = at - time.time()
         if wait > _max_wait():
             raise RetryLater(wait, f"flood limit: part {index + 1} in {wait:.1f}s", flood=True, slot_at=at)
+        # A slot reserved before the chat's hold began (a 429 on the typing action or a button's notice while the
+        # answer was computed) must still honour it: the hold is within the inline bound here.
+        wait = max(wait, held)
         if wait > 0:
             time.sleep(wait)
         while (late := send_gate(bot_id=bot.id, chat_id=where.chat.telegram_chat_id, is_group=where.is_group)) > 0:
@@ -232,13 +235,35 @@ def answer_send(bot: Bot, where: Where, reply: Message, *, idempotency_key: str)
 def press_acknowledge(bot: Bot, *, query_id: str, chat_id: int | None, notice: str) -> None:
     """``answerCallbackQuery`` for a button press, best effort: the press is stored anyway.
 
-    A 429 holds the chat for its ``retry_after``; a revoked token (401) is raised (``update_process``).
+    Telegram's 429 is honoured as for a send: the chat's hold (a 429 on any call to the chat) and a 429 on this
+    call are waited inline when they end within ``TELEGRAM_INLINE_WAIT_MAX_SECONDS`` (3 tries at most), then the
+    notice is sent. A longer wait is not slept and the notice is not sent (the query would be too old by then; only
+    the notice is lost); the chat stays held for ``retry_after``. A revoked token (401) is raised
+    (``update_process``).
     """
-    try:
-        tg.answer_callback_query(bot_token(bot), query_id=query_id, text=notice or None)
-    except tg.TelegramFailed as exc:
-        if exc.kind == tg.TOKEN_REVOKED:
-            raise
-        if exc.kind == tg.FLOOD_WAIT and chat_id is not None:
-            flood_hold(bot_id=bot.id, chat_id=chat_id, seconds=exc.failure.retry_after)
-        logger.info("answerCallbackQuery for bot %s: %s", bot.id, exc)
+    inline_max = settings.TELEGRAM_INLINE_WAIT_MAX_SECONDS
+    token = bot_token(bot)
+    for attempt in range(3):
+        held = flood_hold_remaining(bot_id=bot.id, chat_id=chat_id) if chat_id is not None else 0.0
+        if held > inline_max:
+            logger.info("answerCallbackQuery for bot %s not sent: Telegram asked the chat to wait %.0f s", bot.id, held)
+            return
+        if held > 0:
+            time.sleep(held)
+        try:
+            tg.answer_callback_query(token, query_id=query_id, text=notice or None)
+            return
+        except tg.TelegramFailed as exc:
+            if exc.kind == tg.TOKEN_REVOKED:
+                raise
+            if exc.kind != tg.FLOOD_WAIT:
+                logger.info("answerCallbackQuery for bot %s: %s", bot.id, exc)
+                return
+            wait = exc.failure.retry_after
+            if chat_id is not None:
+                flood_hold(bot_id=bot.id, chat_id=chat_id, seconds=wait)
+            if wait > inline_max or attempt == 2:
+                logger.info("answerCallbackQuery for bot %s: %s", bot.id, exc)
+                return
+            if chat_id is None:  # no chat to hold: wait here
+                time.sleep(wait)

@@ -43,7 +43,11 @@ DEMO_COMPANY = "acme-demo"
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port`` now. SO_REUSEADDR, as gunicorn and the emulator set
+    it: a port whose last connections are in TIME_WAIT (a demo that ended a minute ago) is free; one with a
+    listening socket is not (Linux refuses that bind either way)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -157,23 +157,41 @@ def inbox_relay_batch(*, limit: int = 500) -> int:
     return len(rows)
 
 
+# Seconds between the relay's "still failing" lines during an outage (one traceback at its start).
+RELAY_OUTAGE_REPORT_SECONDS = 30.0
+
+
 def inbox_relay_run(*, stop: threading.Event, idle_seconds: float | None = None, limit: int = 500) -> None:
     """Run the relay until ``stop`` is set: publish batches while there are any, then poll every
     ``idle_seconds`` (``TELEGRAM_INBOX_RELAY_POLL_SECONDS``, default 0.02 s: the delay it adds to an answer).
 
-    Errors (broker or database away) are logged and retried after a second; the handoff rows wait meanwhile.
-    Closes this thread's database connection when it stops.
+    Errors (broker or database away) are retried every second; the handoff rows wait meanwhile. An outage is
+    logged once with its traceback, then one line every ``RELAY_OUTAGE_REPORT_SECONDS`` while it lasts, and once when publishing works
+    again (a broker down for minutes must not write a traceback a second). Closes this thread's database
+    connection when it stops.
     """
     idle = settings.TELEGRAM_INBOX_RELAY_POLL_SECONDS if idle_seconds is None else idle_seconds
+    failing_since: float | None = None
+    last_report = 0.0
     try:
         while not stop.is_set():
             try:
                 published = inbox_relay_batch(limit=limit)
-            except Exception:
-                logger.warning("inbox relay: publishing failed; retrying in 1 s", exc_info=True)
+            except Exception as exc:
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = last_report = now
+                    logger.warning("inbox relay: publishing failed; retrying every second", exc_info=True)
+                elif now - last_report >= RELAY_OUTAGE_REPORT_SECONDS:
+                    last_report = now
+                    logger.warning("inbox relay: still failing after %.0f s (%s: %s); retrying every second",
+                                   now - failing_since, type(exc).__name__, exc)
                 connection.close()
                 stop.wait(1.0)
                 continue
+            if failing_since is not None:
+                logger.warning("inbox relay: publishing again after %.0f s", time.monotonic() - failing_since)
+                failing_since = None
             if published < limit:
                 stop.wait(idle)
     finally:

@@ -125,7 +125,8 @@ def bot_register_webhook(*, bot: Bot, max_inline_wait: float | None = None) -> s
     """
     if not settings.PUBLIC_BASE_URL:
         raise ValidationFailed(code="public_base_url_missing",
-                               message="Set PUBLIC_BASE_URL (the https origin Telegram can reach) first.")
+                               message="This server has no public address Telegram could send updates to yet; "
+                                       "the platform's operator sets it (docs/deployment.md).")
     url = tg.webhook_url_for(bot.public_id)
 
     _telegram_call(bot, lambda token: tg.set_webhook(token, url=url, secret_token=bot.webhook_secret),

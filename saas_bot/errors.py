@@ -49,6 +49,15 @@ class ProviderUnavailable(ServiceError):
 
 
 class ConfigurationError(ServiceError):
-    """The deployment is misconfigured (a tokenizer or model missing): not the user's input; fix and retry."""
+    """The deployment is misconfigured (a tokenizer or model missing): not the user's input; fix and retry.
+
+    ``message`` is what a company's admins read (admin, API): it never names a setting or a package, which
+    they cannot change. ``operator_hint`` says how to fix it; it goes to the log and to the operator's
+    command output only.
+    """
 
     status = 503
+
+    def __init__(self, *, code: str, message: str, detail: Any = None, operator_hint: str = "") -> None:
+        super().__init__(code=code, message=message, detail=detail)
+        self.operator_hint = operator_hint

@@ -79,6 +79,7 @@ def test_webhook_health_shows_the_last_error_and_re_register(owner_client, bot, 
     settings.PUBLIC_BASE_URL = ""
     response = owner_client.post(f"/admin/bots/bot/{bot.pk}/register-webhook/", follow=True)
     assert "(public_base_url_missing)" in response.content.decode()
+    assert "PUBLIC_BASE_URL" not in response.content.decode()  # an owner cannot set it: the operator does
 
 
 def test_edit_disable_replace_token_and_delete(owner_client, bot, telegram, settings):
@@ -106,6 +107,23 @@ def test_edit_disable_replace_token_and_delete(owner_client, bot, telegram, sett
     owner_client.post(f"/admin/bots/bot/{bot.pk}/delete/", {"post": "yes"})
     assert not Bot.objects.exists()
 
+
+
+@pytest.mark.parametrize("how", ["delete view", "delete_selected action"])
+def test_an_owner_deletes_a_bot_that_has_conversations_and_messages(owner_client, bot, company, how):
+    """Found by a new user: "Cannot delete bot ... your account doesn't have permission to delete ... conversation,
+    message" (messages are read-only in the admin), while the API deleted the same bot."""
+    conversation = Conversation.objects.create(company=company, bot=bot, channel=Conversation.Channel.TELEGRAM)
+    Message.objects.create(company=company, bot=bot, conversation=conversation, question="Hi?", answer="Hello.")
+    if how == "delete view":
+        confirm = owner_client.get(f"/admin/bots/bot/{bot.pk}/delete/").content.decode()
+        assert "permission to delete" not in confirm and "Yes, I’m sure" in confirm
+        response = owner_client.post(f"/admin/bots/bot/{bot.pk}/delete/", {"post": "yes"})
+    else:
+        response = owner_client.post("/admin/bots/bot/", {"action": "delete_selected", "_selected_action": [bot.pk],
+                                                          "post": "yes"})
+    assert response.status_code == 302
+    assert not Bot.objects.exists() and not Message.objects.exists()
 
 def test_an_answer_shows_its_sources_readably(owner_client, bot, company):
     conversation = Conversation.objects.create(company=company, bot=bot, channel=Conversation.Channel.TELEGRAM)

@@ -19,6 +19,26 @@ def test_a_port_in_use_or_out_of_range_is_a_clear_error(tmp_path):
         call_command("demo", "--kb", str(tmp_path), "--updates", str(tmp_path), "--telegram-port", "70000")
 
 
+
+def test_a_port_left_in_time_wait_by_the_last_demo_is_free():
+    """Found by a new user: a second demo a minute after the first was refused ("is in use") with nothing
+    listening, only connections in TIME_WAIT; gunicorn and the emulator (SO_REUSEADDR) could have listened."""
+    from bots.demo import _port_free
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn and http.server listen
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    assert not _port_free(port)  # listening: in use
+    accepted.close()  # the server side closes first, so its end of the connection waits in TIME_WAIT
+    client.recv(1)
+    client.close()
+    server.close()
+    assert _port_free(port)
+
 def test_an_empty_kb_folder_is_refused_before_anything_changes(tmp_path):
     kb, updates = tmp_path / "kb", tmp_path / "updates"
     kb.mkdir()

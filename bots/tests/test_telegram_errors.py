@@ -13,7 +13,7 @@ from bots.models import Chat, Conversation, Message, TelegramUpdate
 from bots.telegram import classify
 from bots.delivery import RetryLater
 from bots.inbox import inbox_sweep, update_process
-from saas_bot.testing.pytest_plugin import SHARED_DATA, TEST_TOKEN, make_update, record_pending_usage
+from saas_bot.testing.pytest_plugin import SHARED_DATA, TEST_TOKEN, TEST_USERNAME, make_update, record_pending_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -263,3 +263,161 @@ def test_telegram_webhooks_sync_retries_each_bot_after_its_429_and_fails_loudly(
     retried = telegram.calls("setMyCommands", token=tokens[1])
     assert retried[1]["time"] - retried[0]["time"] >= 2  # retry_after honoured
     assert "3 bot(s), 1 with problems." in out
+
+
+# --- a 429 on every other Bot API call (docs/telegram.md, "Telegram's 429 and long waits: one rule") -------
+
+QUESTION = "what are your support hours?"
+
+
+def test_a_short_429_on_typing_holds_the_chat_and_the_answer_waits_for_it(bot, telegram, demo_kb):
+    # A warm answerer (model loaded) answers well within a second, inside the send slot reserved before typing.
+    assert update_process(update_pk=store(bot, make_update(QUESTION, chat_id=5600)).id) == "done"
+    telegram.reset()
+    telegram.fail_next("sendChatAction", error_code=429, retry_after=2)
+    row = store(bot, make_update(QUESTION, chat_id=5601))
+    assert update_process(update_pk=row.id) == "done"
+    typing, = telegram.calls("sendChatAction")  # best effort: not tried again
+    sent, = telegram.calls("sendMessage")
+    assert typing["status_code"] == 429 and sent["status_code"] == 200
+    assert sent["time"] - typing["time"] >= 2  # the answer honoured the chat's retry_after (within the inline bound)
+    record_pending_usage()
+    assert UsageEvent.objects.filter(kind="message").count() == 2
+
+
+def test_a_long_429_on_typing_defers_the_answer_to_the_database(bot, telegram, demo_kb, settings):
+    from bots.tasks import process_update_task
+
+    telegram.fail_next("sendChatAction", error_code=429, retry_after=600)
+    row = store(bot, make_update(QUESTION, chat_id=5602))
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as under a worker: a 600 s wait is no Celery countdown
+    try:
+        assert process_update_task.run(row.id) == "parked"
+    finally:
+        settings.CELERY_TASK_ALWAYS_EAGER = True
+    row.refresh_from_db()
+    assert row.status == "pending" and row.attempts == 0
+    assert 590 <= (row.not_before - timezone.now()).total_seconds() <= 600
+    assert telegram.calls("sendMessage") == []  # nothing went to the chat during Telegram's wait
+    assert Message.objects.get(update=row).delivered_at is None
+    record_pending_usage()
+    assert not UsageEvent.objects.filter(kind="message").exists()
+
+
+@pytest.mark.parametrize("method", ["getWebhookInfo", "deleteWebhook"])
+def test_a_short_429_on_a_bot_level_call_is_waited_and_retried(bot, telegram, settings, method):
+    from bots.lifecycle import bot_set_status
+    from bots.telegram_setup import bot_register_webhook, bot_webhook_info
+
+    settings.PUBLIC_BASE_URL = "https://bots.example.com"
+    url = bot_register_webhook(bot=bot)
+    telegram.fail_next(method, error_code=429, retry_after=1)
+    if method == "getWebhookInfo":
+        assert bot_webhook_info(bot=bot)["url"] == url
+    else:
+        bot_set_status(bot=bot, active=False)
+        bot.refresh_from_db()
+        assert telegram.webhook(TEST_TOKEN) is None and bot.webhook_url == "" and bot.last_error == ""
+    first, second = telegram.calls(method)
+    assert (first["status_code"], second["status_code"]) == (429, 200)
+    assert second["time"] - first["time"] >= 1  # retry_after honoured before the retry
+
+
+@pytest.mark.parametrize("method", ["getWebhookInfo", "deleteWebhook"])
+def test_a_long_429_on_a_bot_level_call_is_reported_with_the_seconds_left(bot, telegram, settings, method):
+    from bots.lifecycle import bot_set_status
+    from bots.telegram_setup import bot_delete_webhook, bot_register_webhook, bot_webhook_info
+    from saas_bot.errors import ProviderUnavailable
+
+    settings.PUBLIC_BASE_URL = "https://bots.example.com"
+    url = bot_register_webhook(bot=bot)
+    telegram.fail_next(method, error_code=429, retry_after=600)
+    call = (lambda: bot_webhook_info(bot=bot)) if method == "getWebhookInfo" else (lambda: bot_delete_webhook(bot=bot))
+    if method == "getWebhookInfo":
+        with pytest.raises(ProviderUnavailable) as told:
+            call()
+        assert told.value.code == "telegram_flood_wait" and told.value.detail["retry_after"] == 600
+    else:  # disabling the bot records Telegram's answer for the admin; the webhook stays registered
+        bot_set_status(bot=bot, active=False)
+        bot.refresh_from_db()
+        assert "600" in bot.last_error and "429" in bot.last_error
+        assert telegram.webhook(TEST_TOKEN)["url"] == url and bot.webhook_url == url
+    # Asked again during the wait: reported with the seconds left, Telegram is not called.
+    with pytest.raises(ProviderUnavailable) as again:
+        call()
+    assert again.value.code == "telegram_flood_wait" and 590 <= again.value.detail["retry_after"] <= 600
+    assert [c["status_code"] for c in telegram.calls(method)] == [429]
+
+
+def test_telegram_webhooks_check_honours_a_429_on_getwebhookinfo(bot, telegram, settings, capsys):
+    from bots.telegram_setup import bot_register_webhook
+
+    settings.PUBLIC_BASE_URL = "https://bots.example.com"
+    bot_register_webhook(bot=bot)
+    telegram.fail_next("getWebhookInfo", error_code=429, retry_after=2)
+    call_command("telegram_webhooks", "--check")
+    line, = [line for line in capsys.readouterr().out.splitlines() if TEST_USERNAME in line]
+    assert " ok " in line and "429" in line
+    first, second = telegram.calls("getWebhookInfo")
+    assert second["status_code"] == 200 and second["time"] - first["time"] >= 2
+
+
+def _press(bot, telegram, chat_id, button):
+    """Answer a question in ``chat_id``, then press the answer's ``button`` (0 👍, 1 👎); returns the update row."""
+    assert update_process(update_pk=store(bot, make_update(QUESTION, chat_id=chat_id)).id) == "done"
+    data = telegram.sent_messages(chat_id=chat_id)[-1]["reply_markup"]["inline_keyboard"][0][button]["callback_data"]
+    answer = Message.objects.get(conversation__chat__telegram_chat_id=chat_id)
+    return store(bot, telegram.make_callback_update(TEST_TOKEN, chat_id, answer.telegram_message_ids[-1], data))
+
+
+def test_a_short_429_on_a_buttons_notice_is_waited_and_the_notice_sent(bot, telegram, demo_kb):
+    press = _press(bot, telegram, 5603, 0)
+    telegram.fail_next("answerCallbackQuery", error_code=429, retry_after=2)
+    assert update_process(update_pk=press.id) == "done"
+    first, second = telegram.calls("answerCallbackQuery")
+    assert (first["status_code"], second["status_code"]) == (429, 200) and "Thanks" in second["params"]["text"]
+    assert second["time"] - first["time"] >= 2
+    assert Message.objects.get(conversation__chat__telegram_chat_id=5603).feedback == 1
+
+
+def test_a_long_429_on_a_buttons_notice_keeps_the_press_and_holds_the_chat(bot, telegram, demo_kb):
+    press = _press(bot, telegram, 5604, 0)
+    telegram.fail_next("answerCallbackQuery", error_code=429, retry_after=600)
+    assert update_process(update_pk=press.id) == "done"  # the press is stored; only the notice is lost
+    answer = Message.objects.get(conversation__chat__telegram_chat_id=5604)
+    assert answer.feedback == 1
+    # A second press during the wait changes the feedback and does not call Telegram.
+    message_id = answer.telegram_message_ids[-1]
+    again = store(bot, telegram.make_callback_update(TEST_TOKEN, 5604, message_id, f"fb:{answer.id}:-1"))
+    assert update_process(update_pk=again.id) == "done"
+    answer.refresh_from_db()
+    assert answer.feedback == -1
+    assert [c["status_code"] for c in telegram.calls("answerCallbackQuery")] == [429]
+    # An answer to that chat waits for Telegram's 600 s too.
+    question = store(bot, make_update("how long do sharing links stay valid by default?", chat_id=5604))
+    with pytest.raises(RetryLater) as caught:
+        update_process(update_pk=question.id)
+    assert caught.value.countdown > 590 and len(telegram.sent_messages(chat_id=5604)) == 1
+
+
+def test_telegram_webhooks_sync_spaces_the_calls_of_each_bot_token_by_the_pace(company, telegram, settings):
+    from bots.lifecycle import bot_connect
+
+    settings.PUBLIC_BASE_URL = "https://bots.example.com"
+    settings.TELEGRAM_SYNC_PACE_SECONDS = pace = 0.6
+    tokens = [f"71000000{n:02d}:AAFtestTokenForTheEmulatorOnly00000{n:02d}" for n in (21, 22, 23)]
+    for n, token in enumerate(tokens):
+        telegram.add_bot(token, username=f"pace{n}_bot")
+        bot_connect(company=company, token=token, register_webhook=False)
+    telegram.reset()  # only the command's calls are counted
+    call_command("telegram_webhooks", "--sync")
+    calls = [c for c in telegram.requests if c["token"] in tokens]
+    for token in tokens:
+        mine = [c for c in calls if c["token"] == token]
+        assert [c["method"] for c in mine] == ["setWebhook", "setMyCommands", "getWebhookInfo"]
+        assert all(c["status_code"] == 200 for c in mine)
+        gaps = [later["time"] - earlier["time"] for earlier, later in zip(mine, mine[1:])]
+        assert min(gaps) >= pace, gaps
+        # Paced per token, not one queue: another bot's calls go between two calls of this one.
+        between = [c for c in calls if c["token"] != token and mine[0]["time"] < c["time"] < mine[1]["time"]]
+        assert between

@@ -309,3 +309,8 @@ def test_telegram_webhooks_command_syncs_and_checks(bot, telegram, settings, cap
         call_command("telegram_webhooks", "--check")
     out = capsys.readouterr().out
     assert "502 Bad Gateway" in out and "pending" in out
+    settings.PUBLIC_BASE_URL = ""  # the variable unset: said in words, not a bare MISMATCH (new-user trial)
+    with pytest.raises(CommandError):
+        call_command("telegram_webhooks", "--check")
+    out = capsys.readouterr().out
+    assert "NO-BASE" in out and "PUBLIC_BASE_URL is not set" in out and "MISMATCH" not in out

@@ -215,6 +215,38 @@ def test_broker_down_the_relay_keeps_the_rows_and_publishes_them_later(bot, rela
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_broker_outage_is_logged_once_with_its_traceback_then_briefly(bot, relay_broker, redis_url, caplog,
+                                                                         monkeypatch):
+    """The relay retries every second: a traceback per retry would flood the worker's log during an outage."""
+    import logging
+
+    from bots import inbox
+
+    monkeypatch.setattr(inbox, "RELAY_OUTAGE_REPORT_SECONDS", 1.0)
+    update = make_update("relayed after the outage")
+    assert wsgi_call(hook(bot), json.dumps(update), secret=bot.webhook_secret)[0] == 200
+    pk = TelegramUpdate.objects.get(bot=bot, update_id=update["update_id"]).id
+    switch_broker("redis://127.0.0.1:1/0")  # nothing listens there
+    stop = threading.Event()
+    caplog.set_level(logging.WARNING, logger=inbox.logger.name)
+    thread = threading.Thread(target=inbox.inbox_relay_run, kwargs={"stop": stop, "idle_seconds": 0.05})
+    thread.start()
+    try:
+        wait_until(lambda: sum("still failing" in r.getMessage() for r in caplog.records) >= 2, timeout=30)
+        switch_broker(redis_url)
+        wait_until(lambda: queued(relay_broker) == {"answers": [pk]}, timeout=30)
+        wait_until(lambda: any("publishing again" in r.getMessage() for r in caplog.records), timeout=10)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    relay_records = [r for r in caplog.records if r.name == inbox.logger.name and "relay" in r.getMessage()]
+    assert [r.getMessage() for r in relay_records if r.exc_info] == ["inbox relay: publishing failed; retrying every second"]
+    retries = [r for r in relay_records if "still failing" in r.getMessage()]
+    assert 2 <= len(retries) and all(r.exc_info is None for r in retries)
+    assert not UpdateHandoff.objects.filter(update_pk=pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_broken_kept_connection_is_replaced_and_the_update_still_stored(bot):
     """CONN_HEALTH_CHECKS' SELECT 1 is skipped on the fast path: a dead kept connection is retried once."""
     import psycopg

@@ -141,13 +141,31 @@ class DocumentAdmin(RefusalShownAdmin, CompanyScopedAdmin):
         refusals = [f"{o.name}: {o.error.message} ({o.error.code})" for o in result.failed]
         if result.all_failed:
             raise SaveRefused(refusals)
-        for document in result.created:
-            messages.success(request, f"Added “{document.title}”: it is being indexed.")
+        # Said after the commit: the ingestion queued by documents_add runs first (on commit too), so without a
+        # broker the documents are indexed by then and the message says how it went, not "being indexed".
+        created = [d.pk for d in result.created]
+        transaction.on_commit(lambda: self._say_added(request, created))
         for document in result.duplicates:
-            messages.info(request, f"“{document.title}” has the same content as a stored document; not added again.")
+            if document.status == Document.Status.FAILED:
+                messages.warning(request, f"“{document.title}” has the same content as a stored document that could "
+                                          f"not be indexed ({document.error_code}); not added again. Fix the file, or "
+                                          "delete the stored one first.")
+            else:
+                messages.info(request, f"“{document.title}” has the same content as a stored document; not added "
+                                       "again.")
         for refusal in refusals:
             messages.error(request, f"Not added: {refusal}")
         return (result.created or result.duplicates)[0]
+
+    def _say_added(self, request, document_ids: list[int]) -> None:
+        for document in Document.objects.filter(pk__in=document_ids).order_by("pk"):
+            if document.status == Document.Status.READY:
+                messages.success(request, f"Added “{document.title}”: indexed ({document.chunk_count} chunks).")
+            elif document.status == Document.Status.FAILED:
+                messages.error(request, f"Added “{document.title}”, but it could not be indexed: {document.error} "
+                                        f"({document.error_code}).")
+            else:
+                messages.success(request, f"Added “{document.title}”: it is being indexed.")
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -103,8 +103,8 @@ class CharBudget:
         if self.used > self.limit:
             raise DocumentOverLimit(
                 code="document_too_large_extracted",
-                message=f"'{self.file_name}' holds more than {self.limit:,} characters of text "
-                        "(DOCUMENT_MAX_EXTRACTED_CHARS); split it into smaller files.")
+                message=f"'{self.file_name}' holds more than {self.limit:,} characters of text"
+                        "; split it into smaller files.")
 
 
 def require_supported(file_name: str) -> str:

@@ -74,11 +74,13 @@ def extract(*, file_name: str, data: bytes, includes: Mapping[str, bytes | str] 
         raise
     except MemoryError:
         raise DocumentOverLimit(code="document_extraction_memory",
-                                message=f"'{file_name}' needs more memory to read than extraction may use "
-                                        "(DOCUMENT_EXTRACTION_MEMORY_MB).") from None
-    except Exception as exc:  # parsers raise many types on corrupt input; the reason goes to the admin
+                                message=f"'{file_name}' needs more memory to read than extraction may use.") from None
+    except Exception as exc:  # parsers raise many types on corrupt input; the parser's words last, for support
+        kind = _FORMAT_NAMES.get(suffix, suffix.lstrip(".").upper())
         raise UnreadableDocument(
-            code="document_unreadable", message=f"'{file_name}' could not be read: {type(exc).__name__}: {exc}"
+            code="document_unreadable",
+            message=f"'{file_name}' could not be read: it is damaged or not a {kind} file "
+                    f"(the reader said {type(exc).__name__}: {exc})"[:1000]
         ) from exc
     sections = [s for s in builder.finish() if s.text.strip()]
     if not sections:
@@ -87,6 +89,10 @@ def extract(*, file_name: str, data: bytes, includes: Mapping[str, bytes | str] 
     if not title and suffix == ".pdf":  # the first heading found by its font (rag/extraction/pdf.py), else the first line
         title = builder.first_heading or builder.any_heading or sections[0].text.split("\n", 1)[0][:200]
     return Extracted(title=(title or fallback_title)[:300], sections=sections)
+
+
+_FORMAT_NAMES = {".pdf": "PDF", ".docx": "Word (DOCX)", ".html": "HTML", ".htm": "HTML", ".md": "Markdown",
+                 ".markdown": "Markdown", ".rst": "reStructuredText", ".txt": "text"}
 
 
 def _read(suffix: str, data: bytes, builder: SectionBuilder, bounds: Bounds, budget: CharBudget,

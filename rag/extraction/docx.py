@@ -50,7 +50,7 @@ def check_zip(data: bytes, bounds: Bounds, *, body_member: str = "word/document.
     limit = bounds.max_inflated_bytes
     too_large = DocumentOverLimit(
         code="document_too_large_inflated",
-        message=f"The file inflates to more than {limit:,} bytes (DOCUMENT_MAX_INFLATED_BYTES); it is refused "
+        message=f"The file inflates to more than {limit:,} bytes; it is refused "
                 "as a possible ZIP bomb.")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -89,8 +89,8 @@ def check_zip(data: bytes, bounds: Bounds, *, body_member: str = "word/document.
                     if paragraphs > bounds.max_docx_paragraphs:
                         raise DocumentOverLimit(
                             code="document_too_many_paragraphs",
-                            message=f"The document has more than {bounds.max_docx_paragraphs:,} paragraphs "
-                                    "(DOCUMENT_MAX_DOCX_PARAGRAPHS); split it into smaller files.")
+                            message=f"The document has more than {bounds.max_docx_paragraphs:,} paragraphs"
+                                    "; split it into smaller files.")
 
 
 def read_docx(data: bytes, builder: SectionBuilder, bounds: Bounds) -> str:

@@ -6,7 +6,10 @@ Steps of :func:`clean`, in order (docs/retrieval.md, "Text hygiene"):
 2. soft hyphens (U+00AD) are removed, and a soft hyphen at a line end joins the two lines;
 3. NUL and the other C0/C1 control characters (all but tab and line feed) are removed, and so are the
    invisible format characters that break words apart: zero-width space (U+200B), word joiner
-   (U+2060), byte-order mark (U+FEFF); ZWJ/ZWNJ stay (emoji sequences, Persian);
+   (U+2060), byte-order mark (U+FEFF), and the bidirectional embedding, override and isolate controls
+   (U+202A-U+202E, U+2066-U+2069), which can make an answer read differently from the text it quotes
+   ("Trojan Source", CVE-2021-42574; Unicode TR 36 section 2.3); ZWJ/ZWNJ stay (emoji sequences, Persian),
+   and so do the left-to-right and right-to-left marks (U+200E, U+200F), which only order neutral characters;
 4. Unicode NFKC: ligatures (``ﬁ`` -> ``fi``), full-width and compatibility forms, composed accents
    (``Zu\\u0308rich`` -> ``Zürich``), no-break and other spaces -> space;
 5. whitespace: tabs become spaces, runs of spaces inside a line collapse to one (a line's leading
@@ -25,7 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u2060\ufeff]")
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 _SOFT_HYPHEN_BREAK = re.compile("\u00ad[ \t]*\n[ \t]*")
 _INNER_SPACES = re.compile(r"(?<=\S)[ \t]{2,}")
 _TRAILING = re.compile(r"[ \t]+\n")

@@ -70,15 +70,14 @@ def read_pdf(data: bytes, builder: SectionBuilder, bounds: Bounds, budget: CharB
     count = len(reader.pages)
     if count > bounds.max_pdf_pages:
         raise DocumentOverLimit(code="document_too_many_pages",
-                                message=f"The PDF has {count:,} pages; the limit is {bounds.max_pdf_pages:,} "
-                                        "(DOCUMENT_MAX_PDF_PAGES).")
+                                message=f"The PDF has {count:,} pages; the limit is {bounds.max_pdf_pages:,}.")
     total = 0
     page_lines: list[list[tuple[str, tuple | None]]] = []
     raw_budget = CharBudget(limit=budget.limit, file_name=budget.file_name)  # stops early, before the builder
     too_large = DocumentOverLimit(
         code="document_pdf_content_too_large",
-        message=f"The PDF's pages hold more than {bounds.max_pdf_content_bytes:,} bytes of drawing instructions "
-                "(DOCUMENT_MAX_PDF_CONTENT_BYTES); it cannot be read within the limits.")
+        message=f"The PDF's pages hold more than {bounds.max_pdf_content_bytes:,} bytes of drawing instructions"
+                "; it cannot be read within the limits.")
     for page in reader.pages:
         try:
             contents = page.get_contents()

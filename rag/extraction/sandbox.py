@@ -12,7 +12,10 @@ and may not start ``multiprocessing`` children ("daemonic processes are not allo
 children"), and a pool breaks as a whole when one worker dies. One child per process, started on
 first use (about 0.3 s of imports), answers one document at a time (a lock serialises threads);
 measured overhead per document: docs/benchmarks.md ("Hostile documents"). It is replaced after a
-crash, a limit, ``DOCUMENT_EXTRACTION_MAX_DOCUMENTS`` documents, or in a forked process.
+crash, a limit, ``DOCUMENT_EXTRACTION_MAX_DOCUMENTS`` documents, in a forked process, or when it keeps
+more than ``DOCUMENT_EXTRACTION_RECYCLE_MB`` resident after a document (CPython does not give a big
+document's heap back: a child that read a 6 MB PDF stayed at 344 MB, and the next page it read counted
+on top of that).
 """
 from __future__ import annotations
 
@@ -62,6 +65,14 @@ class _Child:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def rss_mb(self) -> float:
+        """Resident memory of the child in MB (Linux ``/proc/<pid>/statm``); 0.0 when it cannot be read."""
+        try:
+            resident_pages = int(Path(f"/proc/{self.process.pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0.0
+        return resident_pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -95,7 +106,8 @@ def _settings() -> dict:
 
     return {"memory_mb": settings.DOCUMENT_EXTRACTION_MEMORY_MB, "cpu_seconds": settings.DOCUMENT_EXTRACTION_CPU_SECONDS,
             "wall_seconds": settings.DOCUMENT_EXTRACTION_WALL_SECONDS,
-            "max_documents": settings.DOCUMENT_EXTRACTION_MAX_DOCUMENTS}
+            "max_documents": settings.DOCUMENT_EXTRACTION_MAX_DOCUMENTS,
+            "recycle_mb": settings.DOCUMENT_EXTRACTION_RECYCLE_MB}
 
 
 def bounds_from_settings(*, max_chars: int | None = None) -> Bounds:
@@ -154,8 +166,9 @@ def extract_bounded(*, file_name: str, data: bytes, includes: Mapping[str, bytes
             _child = None
             raise _death(file_name, child.process.returncode, waited, limits)
         result, _ = answer
-        if not result["ok"] and result["error"]["code"] == "document_extraction_memory":
-            child.kill()  # its heap may be fragmented past use; the next document gets a fresh one
+        if ((not result["ok"] and result["error"]["code"] == "document_extraction_memory")
+                or child.rss_mb() > limits["recycle_mb"]):
+            child.kill()  # its heap is fragmented or kept past use; the next document gets a fresh one
             _child = None
     if result["ok"]:
         return Extracted.from_dict(result["result"])
@@ -171,8 +184,8 @@ def extract_bounded(*, file_name: str, data: bytes, includes: Mapping[str, bytes
 def _memory_error(file_name: str, limits: dict) -> DocumentOverLimit:
     return DocumentOverLimit(
         code="document_extraction_memory",
-        message=f"'{file_name}' needs more than {limits['memory_mb']} MB of memory to read "
-                "(DOCUMENT_EXTRACTION_MEMORY_MB); it was stopped.")
+        message=f"'{file_name}' needs more than {limits['memory_mb']} MB of memory to read"
+                "; it was stopped.")
 
 
 def _death(file_name: str, returncode: int | None, waited: float, limits: dict) -> Exception:
@@ -185,8 +198,8 @@ def _death(file_name: str, returncode: int | None, waited: float, limits: dict) 
         logger.warning("extraction of %s stopped after %.1f s (exit %s)", file_name, waited, returncode)
         return DocumentOverLimit(
             code="document_extraction_timeout",
-            message=f"'{file_name}' took longer to read than allowed ({limits['cpu_seconds']} s of CPU, "
-                    f"DOCUMENT_EXTRACTION_CPU_SECONDS); it was stopped.")
+            message=f"'{file_name}' took longer to read than allowed ({limits['cpu_seconds']} s of CPU); "
+                    "it was stopped.")
     logger.error("extraction child died with exit status %s on %s", returncode, file_name)
     return UnreadableDocument(code="document_extraction_crashed",
                               message=f"'{file_name}' could not be read: the reader crashed on it "

@@ -30,6 +30,23 @@ def test_upload_several_files_one_of_them_bad(owner_client, company, shared_data
     assert "Pending" in page and 'http-equiv="refresh"' in page
 
 
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_indexed_in_the_request_says_how_it_went(owner_client, company):
+    """Without a broker the upload is indexed before the page comes back (found by the new-user trial: "it is
+    being indexed" for a document that was ready, or had failed)."""
+    files = [SimpleUploadedFile("refunds.md", b"# Refunds\n\nRefunds take five days after the request."),
+             SimpleUploadedFile("broken.pdf", b"%PDF-1.4 this is not really a PDF")]
+    response = owner_client.post("/admin/rag/document/add/", {"files": files}, follow=True)
+    said = _messages(response)
+    assert any(m.startswith("Added “Refunds”: indexed (") for m in said), said
+    assert any("could not be indexed" in m and "(document_unreadable)" in m for m in said), said
+    assert not any("being indexed" in m for m in said)
+    again = owner_client.post("/admin/rag/document/add/",
+                              {"files": [SimpleUploadedFile("broken.pdf", b"%PDF-1.4 this is not really a PDF")]},
+                              follow=True)
+    assert any("could not be indexed (document_unreadable); not added again" in m for m in _messages(again))
+
 def test_only_bad_input_keeps_the_form_with_the_errors(owner_client, company):
     response = owner_client.post("/admin/rag/document/add/", {"files": [SimpleUploadedFile("empty.md", b"")]})
     assert response.status_code == 200

@@ -4,6 +4,8 @@ The files are small versions of the issue's (rag/tests/hostile_files.py) against
 bench/hostile_documents.py runs the full sizes against the defaults and records time and memory.
 Extraction runs in the sandbox child, as in production.
 """
+import re
+
 import pytest
 
 from rag.models import Document
@@ -22,6 +24,8 @@ def ingest(company, files: dict[str, bytes]) -> dict[str, Document]:
 def assert_failed(document: Document, code: str) -> None:
     assert (document.status, document.error_code) == ("failed", code), (document.file_name, document.error)
     assert document.chunk_count == 0 and document.error
+    # Company admins read it (admin, API): it says what was too large, never an internal setting's name.
+    assert not re.search(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b", document.error), document.error
 
 
 def test_each_bound_fails_its_document_with_a_code_and_the_others_are_indexed(company, settings):
@@ -85,3 +89,21 @@ def test_extraction_runs_outside_this_process(company, monkeypatch):
     os.kill(child, 9)  # as if the kernel's OOM killer had stopped it mid-document
     (again,) = ingest(company, {"again.md": b"# Again\n\nA new child reads it."}).values()
     assert again.status == "ready" and sandbox.child_pid() not in (None, child)
+
+
+def test_a_child_that_keeps_memory_after_a_big_document_is_replaced(company, settings):
+    """CPython keeps a big document's heap: the child that read it must not carry it into the next one."""
+    from rag.extraction import sandbox
+
+    sandbox.shutdown()
+    settings.DOCUMENT_EXTRACTION_RECYCLE_MB = 60  # idle about 16 MB; after this page about 95
+    (small,) = ingest(company, {"small.md": b"# Small\n\nA small file leaves the child small."}).values()
+    assert small.status == "ready"
+    first = sandbox.child_pid()
+    assert first is not None  # below the bound: kept for the next document
+    (big,) = ingest(company, {"big.html": hostile_files.html_nested_div_forest(6 * 1024 * 1024)}).values()
+    assert big.status == "ready"
+    assert sandbox.child_pid() is None  # it kept more than 60 MB: replaced before the next document
+    (after,) = ingest(company, {"after.md": b"# After\n\nRead by a fresh child."}).values()
+    assert after.status == "ready" and sandbox.child_pid() not in (None, first)
+    sandbox.shutdown()

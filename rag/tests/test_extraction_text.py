@@ -94,6 +94,16 @@ def test_hygiene_normalises_what_users_cannot_type():
     assert hygiene.clean("print( () )", code=True) == "print( () )"
 
 
+def test_bidi_overrides_cannot_make_an_answer_read_otherwise_than_its_source():
+    """An RLO (U+202E) in a document would show "Refunds take 41 days" as written backwards in the bot's answer;
+    embedding, override and isolate controls go, the direction marks and RTL text stay."""
+    text = "Refunds take \u202e14\u202c days. \u2067\u05e9\u05dc\u05d5\u05dd\u2069 \u200fok\u200e \u05e9\u05dc\u05d5\u05dd"
+    assert hygiene.clean(text) == "Refunds take 14 days. \u05e9\u05dc\u05d5\u05dd \u200fok\u200e \u05e9\u05dc\u05d5\u05dd"
+    html = "<h1>Refunds</h1><p>Refunds take \u202e14\u202c days.</p>".encode()
+    (section,) = extract(file_name="refunds.html", data=html).sections
+    assert section.text == "Refunds take 14 days."
+
+
 @pytest.mark.parametrize("name,data,code", [
     ("empty.md", b"<!-- nothing -->\n", "document_empty"),
     ("bin.txt", b"\x00\x01\x02" * 10, "document_unreadable"),
@@ -106,3 +116,5 @@ def test_unreadable_files_get_coded_errors(name, data, code):
     with pytest.raises(UnreadableDocument) as error:
         extract(file_name=name, data=data)
     assert error.value.code == code
+    if name == "broken.pdf":  # said in words first; the parser's own words come last, for support
+        assert error.value.message.startswith("'broken.pdf' could not be read: it is damaged or not a PDF file")

@@ -47,6 +47,8 @@ def test_every_marker_is_in_exactly_one_chunk_in_order_under_its_section(ingeste
             holders = [c for c in chunks if pattern.search(c.text)]
             assert len(holders) == 1, (name, marker, [c.text for c in holders])
             (chunk,) = holders
+            # ... and once within it (a merged table cell repeated per grid column would sit in one chunk).
+            assert len(pattern.findall(chunk.text)) == 1, (name, marker, chunk.text)
             if isinstance(where, int):
                 assert chunk.page == where, (name, marker, chunk.page)
             else:

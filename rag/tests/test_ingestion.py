@@ -102,6 +102,17 @@ def test_ingest_command_reports_each_file(company, capsys, tmp_path):
     assert "1 indexed, 1 failed" in out
 
 
+
+def test_one_ingest_command_is_one_knowledge_base_version(company, capsys):
+    """A folder ingested by one command is one change, as a multi-file upload is: one version (it had been one
+    version, and one "version N live" log line, per file: 60 for the zulip help centre)."""
+    from rag.models import KnowledgeBaseVersion
+
+    call_command("ingest", str(DEMO_DIR / "kb"), company="acme", quiet=True)
+    versions = list(KnowledgeBaseVersion.objects.filter(company=company))
+    assert len(versions) == 1 and versions[0].status == "live"
+    assert len(versions[0].changes) == Document.objects.filter(company=company).count() > 5
+
 def test_ingest_command_unknown_company(db):
     from django.core.management.base import CommandError
 

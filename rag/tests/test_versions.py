@@ -185,6 +185,25 @@ def test_golden_questions_need_a_criterion(company):
         assert caught.value.code == "golden_question_invalid"
 
 
+
+def test_expected_documents_must_be_documents_of_the_company(company, make_company):
+    """A question citing a file the company does not have could never pass (scoring matches file names)."""
+    add(company, "Refunds.md", "# Refunds\n\nRefunds take 14 days.")
+    other = make_company("other-co")
+    add(other, "secret.md", "# Secret\n\nAnother company's file.")
+    for name, hint in (("refunds.md", "did you mean 'Refunds.md'?"), ("Refund.md", "did you mean 'Refunds.md'?"),
+                       ("secret.md", None)):
+        with pytest.raises(ValidationFailed) as caught:
+            golden(company, question="How long do refunds take?", expected=[name])
+        assert caught.value.code == "golden_question_invalid" and f"'{name}'" in caught.value.message
+        assert (hint in caught.value.message) if hint else "did you mean" not in caught.value.message
+    question = golden(company, question="How long do refunds take?", expected=["Refunds.md"])
+    Document.objects.filter(company=company, file_name="Refunds.md").update(file_name="Renamed.md")
+    # Names already on the question stay valid (the question is there to catch their document going away).
+    golden_service.golden_question_save(company=company, golden=question, question="Refunds: how long?",
+                                        expected=["Refunds.md"])
+    assert GoldenQuestion.objects.get(pk=question.pk).question == "Refunds: how long?"
+
 @pytest.mark.django_db(transaction=True)
 def test_no_search_sees_two_versions_while_the_live_version_flips(make_company):
     """Questions asked from 4 threads while the live version flips back and forth: every search returns

@@ -178,8 +178,8 @@ CHART_HEIGHT_PX = 320
 CHART_BAR_WIDTH_MS = 0.8 * 24 * 3600 * 1000
 CHART_EMPTY_TEXT = {
     "messages": "No messages yet this period. Ask a question in the playground or through the bot to see them here.",
-    "tokens": "No chat-model tokens this period. Extractive answers (no OPENAI_API_KEY set) use none; with a chat "
-              "model, the provider's reported tokens are counted here.",
+    "tokens": "No chat-model tokens this period. Answers quoted from your documents without a chat model use "
+              "none; when the platform answers with a chat model, the provider's reported tokens are counted here.",
 }
 
 

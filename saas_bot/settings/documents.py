@@ -29,6 +29,9 @@ DOCUMENT_EXTRACTION_CPU_SECONDS = env.int("DOCUMENT_EXTRACTION_CPU_SECONDS", def
 DOCUMENT_EXTRACTION_WALL_SECONDS = env.float("DOCUMENT_EXTRACTION_WALL_SECONDS", default=45.0)
 DOCUMENT_EXTRACTION_MEMORY_MB = env.int("DOCUMENT_EXTRACTION_MEMORY_MB", default=512)
 DOCUMENT_EXTRACTION_MAX_DOCUMENTS = env.int("DOCUMENT_EXTRACTION_MAX_DOCUMENTS", default=500)
+# Resident memory (MB) a child may keep after a document; above it the child is replaced, as Celery's
+# worker_max_memory_per_child does (CPython keeps a big document's heap after it is freed).
+DOCUMENT_EXTRACTION_RECYCLE_MB = env.int("DOCUMENT_EXTRACTION_RECYCLE_MB", default=160)
 # Ingestion runs of one document that never finish (a worker killed) before it is failed, and the age of
 # a "processing" document the sweep treats as abandoned (longer than the task's time limit, 1800 s).
 DOCUMENT_INGEST_MAX_ATTEMPTS = env.int("DOCUMENT_INGEST_MAX_ATTEMPTS", default=3)

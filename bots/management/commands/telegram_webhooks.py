@@ -71,12 +71,16 @@ class Command(BaseCommand):
             info = job.info
             when = info["last_error_date"].isoformat() if info["last_error_date"] else ""
             error = f" last error {when}: {info['last_error_message']}" if info["last_error_message"] else ""
-            status = "ok" if info["matches"] and not error else ("MISMATCH" if not info["matches"] else "ERROR")
+            status = "ok" if info["matches"] and not error else (
+                "NO-BASE" if not settings.PUBLIC_BASE_URL else "MISMATCH" if not info["matches"] else "ERROR")
             if status != "ok":
                 problems += 1
             self.stdout.write(f"{label} {status:<8} {info['url'] or '(no webhook)'} "
                               f"pending {info['pending_update_count']}{error}{notes}")
         self.stdout.write(f"{len(jobs)} bot(s), {problems} with problems.")
+        if check and not settings.PUBLIC_BASE_URL and jobs:
+            self.stdout.write("NO-BASE: PUBLIC_BASE_URL is not set, so no webhook can be the one this deployment "
+                              "expects; set it (the https origin Telegram can reach), then run --sync.")
         if problems:
             raise CommandError(f"{problems} of {len(jobs)} bot(s) failed or have problems (see above).", returncode=1)
 

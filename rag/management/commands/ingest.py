@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from rag.models import Document
-from rag.services import document_add, documents_ingest
+from rag.services import document_add, document_change_batch, documents_ingest
 from saas_bot.errors import ConfigurationError, ServiceError
 from saas_bot.progress import StageProgress
 from tenants.selectors import company_get_by_slug
@@ -49,18 +49,21 @@ class Command(BaseCommand):
         report: list[tuple[str, str, str]] = []
         # One display for the three stages: a bar on a terminal, plain lines in a pipe or log (saas_bot.progress).
         display = StageProgress(enabled=not quiet)
-        for number, path in enumerate(files, start=1):
-            display.update("Reading files", number - 1, len(files), "file")
-            try:
-                document, created = document_add(company=tenant, file_name=path.name, data=path.read_bytes(),
-                                                 schedule=False)
-            except ServiceError as exc:
-                report.append((path.name, "refused", exc.message))
-                continue
-            if created or reindex or document.status != Document.Status.READY:
-                to_index.append(document)
-            else:
-                report.append((path.name, "skipped", f"same content as '{document.file_name}', already indexed"))
+        # The files of one command are one change: one knowledge-base version, live when all are indexed (as
+        # an upload of several files through the admin or the API), not a version per file.
+        with document_change_batch(company=tenant, origin="upload") as batch:
+            for number, path in enumerate(files, start=1):
+                display.update("Reading files", number - 1, len(files), "file")
+                try:
+                    document, created = document_add(company=tenant, file_name=path.name, data=path.read_bytes(),
+                                                     schedule=False, batch=batch)
+                except ServiceError as exc:
+                    report.append((path.name, "refused", exc.message))
+                    continue
+                if created or reindex or document.status != Document.Status.READY:
+                    to_index.append(document)
+                else:
+                    report.append((path.name, "skipped", f"same content as '{document.file_name}', already indexed"))
         display.update("Reading files", len(files), len(files), "file")
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -73,7 +76,7 @@ class Command(BaseCommand):
             results = documents_ingest(company=tenant, documents=to_index, progress=progress) if to_index else []
         except ConfigurationError as exc:
             # The deployment, not the files: said once, the files stay stored and pending.
-            raise CommandError(f"{exc.message} [{exc.code}]") from exc
+            raise CommandError(f"{exc.message} [{exc.code}] {exc.operator_hint}".rstrip()) from exc
         finally:
             display.close()
         by_id = {d.id: d for d in results}

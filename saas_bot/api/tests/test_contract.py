@@ -51,7 +51,7 @@ def contract(live_server, transactional_db, make_company, telegram, settings):
                                            answer_contains=["five days"])
     version = KnowledgeBaseVersion.objects.filter(company=company).first()
     _, key = ApiKey.objects.create_key(name="contract", company=company)
-    return {"headers": {"Authorization": f"Api-Key {key}"},
+    return {"headers": {"Authorization": f"Api-Key {key}"}, "key": key,
             "ids": {"bots": bot.id, "documents": document.id, "conversations": conversation.id,
                     "messages": message.id, "collections": collection.id, "sources": source.id,
                     "sync-runs": run.id, "versions": version.id, "golden-questions": golden.id}}
@@ -84,3 +84,24 @@ def test_api_conforms_to_its_schema(live_server, contract):
             failures[operation.label] = str(exc)[:3000]
     assert operations >= 20
     assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
+
+
+def test_the_schema_documents_both_key_schemes_and_strict_types_hold_in_it(live_server, contract):
+    """Issue 14's API conventions, checked against the live schema like every generated request: a key sent as
+    ``Bearer`` (declared as a second, alternative scheme) is served and conforms; a number where a string is
+    declared is a documented 400 that names the field, not a coerced and metered answer."""
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/")
+    schemes = schema.raw_schema["components"]["securitySchemes"]
+    assert schemes["BearerAuth"] == {"type": "http", "scheme": "bearer", "description": schemes["BearerAuth"]["description"]}
+    bots = schema["/api/v1/bots"]["GET"]
+    assert {"ApiKeyAuth": []} in bots.definition.raw["security"] and {"BearerAuth": []} in bots.definition.raw["security"]
+    bearer = {"Authorization": f"Bearer {contract['key']}"}
+    response = bots.Case().call_and_validate(headers=bearer, checks=CHECKS)
+    assert response.status_code == 200 and [b["id"] for b in response.json()["results"]] == [contract["ids"]["bots"]]
+    ask = schema["/api/v1/bots/{id}/ask"]["POST"]
+    for body, field in (({"question": 42}, "question"), ({"question": "Refunds?", "conversation_id": "x"},
+                                                          "conversation_id")):
+        case = ask.Case(path_parameters={"id": contract["ids"]["bots"]}, body=body, media_type="application/json")
+        response = case.call_and_validate(headers=bearer, checks=CHECKS)
+        assert response.status_code == 400, response.text
+        assert field in response.text and Message.objects.filter(question="42").count() == 0
