@@ -7,13 +7,14 @@ class RagConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
-        from django.db.models.signals import post_save
+        from django.db.models.signals import post_delete, post_save
 
         checks.register(_embedding_settings_check, checks.Tags.compatibility)
 
         from tenants.models import Company
 
         post_save.connect(_company_knowledge_base, sender=Company, dispatch_uid="rag_company_knowledge_base")
+        post_delete.connect(_company_hnsw_index_drop, sender=Company, dispatch_uid="rag_company_hnsw_index_drop")
 
         # What a company holds against its plan's document limits (billing counts nothing of rag's itself).
         from billing.selectors import holding_counter_register
@@ -30,6 +31,17 @@ def _company_knowledge_base(sender, instance, created: bool, raw: bool = False, 
         from rag.knowledge_base import knowledge_base_get
 
         knowledge_base_get(instance)
+
+
+def _company_hnsw_index_drop(sender, instance, **kwargs) -> None:
+    """A deleted company's partial HNSW index (rag/company_hnsw.py) is dropped once the delete commits:
+    DROP INDEX CONCURRENTLY cannot run in the deleting transaction. The beat reconcile would drop it too."""
+    from rag.company_hnsw import company_hnsw_indexes
+    from rag.tasks import company_hnsw_index_drop_task
+    from saas_bot.tasking import enqueue_on_commit
+
+    if instance.id in company_hnsw_indexes():
+        enqueue_on_commit(company_hnsw_index_drop_task, instance.id)
 
 
 def _embedding_settings_check(app_configs, **kwargs):

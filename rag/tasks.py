@@ -64,3 +64,21 @@ def versions_advance_task(company_id: int) -> None:
     from rag.versions import versions_advance
 
     versions_advance(company_id)
+
+
+@shared_task(name="rag.company_hnsw_indexes_reconcile", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 60)
+def company_hnsw_indexes_reconcile_task() -> None:
+    """Build the per-company HNSW indexes of companies past RAG_COMPANY_HNSW_MIN_CHUNKS and drop those no longer
+    needed (beat, every RAG_COMPANY_HNSW_RECONCILE_SECONDS; rag/company_hnsw.py). A run cut short leaves an
+    invalid index that the next run replaces; a run while another holds the lock does nothing."""
+    from rag.company_hnsw import company_hnsw_indexes_reconcile
+
+    company_hnsw_indexes_reconcile()
+
+
+@shared_task(name="rag.company_hnsw_index_drop", acks_late=True, soft_time_limit=600, time_limit=660)
+def company_hnsw_index_drop_task(company_id: int) -> None:
+    """Drop a deleted company's partial HNSW index (queued after the delete commits); nothing if it is gone."""
+    from rag.company_hnsw import company_hnsw_index_drop
+
+    company_hnsw_index_drop(company_id=company_id)

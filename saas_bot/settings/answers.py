@@ -54,6 +54,17 @@ RAG_CANDIDATES = env.int("RAG_CANDIDATES", default=50)
 RAG_SCOPED_POOL_FACTOR = env.int("RAG_SCOPED_POOL_FACTOR", default=4)
 RAG_EXACT_SEARCH_MAX_CHUNKS = env.int("RAG_EXACT_SEARCH_MAX_CHUNKS", default=2000)
 RAG_HNSW_EF_SEARCH_MAX = env.int("RAG_HNSW_EF_SEARCH_MAX", default=1000)
+# A company with this many live chunks gets its own partial HNSW index (rag/company_hnsw.py, docs/retrieval.md):
+# the global index filtered by company gave dense recall@50 0.82-0.91 for 20k-100k-chunk companies at 370k chunks
+# (docs/benchmarks.md); below it a company keeps the exact scan or the global index. 0 = no per-company indexes.
+RAG_COMPANY_HNSW_MIN_CHUNKS = env.int("RAG_COMPANY_HNSW_MIN_CHUNKS", default=10000)
+# hnsw.ef_search on a company's own index (at least the pool size k). 400: dense recall@50 0.963 at 100k chunks, 0.897 at 200
+# (docs/benchmarks.md, "Retrieval latency at 1M chunks", ef_search table).
+RAG_COMPANY_HNSW_EF_SEARCH = env.int("RAG_COMPANY_HNSW_EF_SEARCH", default=400)
+# maintenance_work_mem of one per-company build (about 2 KB per chunk at 384 dimensions, m=16: 100k chunks ~200 MB).
+RAG_COMPANY_HNSW_BUILD_MEMORY = env("RAG_COMPANY_HNSW_BUILD_MEMORY", default="512MB")
+# How often beat reconciles the per-company indexes with the companies' sizes (seconds).
+RAG_COMPANY_HNSW_RECONCILE_SECONDS = env.float("RAG_COMPANY_HNSW_RECONCILE_SECONDS", default=900.0)
 # Typo tolerance of the lexical leg: unknown words matched to the company's terms within 1 edit
 # from RAG_TYPO_MIN_LENGTH characters, 2 edits from RAG_TYPO_TWO_EDITS_LENGTH.
 RAG_TYPO_TOLERANCE = env.bool("RAG_TYPO_TOLERANCE", default=True)

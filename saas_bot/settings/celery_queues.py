@@ -42,4 +42,5 @@ CELERY_TASK_ROUTES = {
     "rag.document_ingest": {"queue": "ingest"},
     "rag.knowledge_base_reembed": {"queue": "ingest"},
     "rag.source_sync": {"queue": "ingest"},  # crawls, then extracts and embeds what changed (hours at most)
+    "rag.company_hnsw_indexes_reconcile": {"queue": "ingest"},  # index builds: minutes of CPU per large company
 }
