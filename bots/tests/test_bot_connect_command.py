@@ -37,6 +37,7 @@ def test_connects_once_and_registers_the_webhook_only_with_a_public_url(company,
     settings.PUBLIC_BASE_URL = "https://bots.example.com"
     out = _connect("--company", "acme", "--token", f" {TEST_TOKEN} ")
     assert list(Bot.objects.filter(company=company)) == [bot]
+    assert f"Bot @{TEST_USERNAME} (id {bot.id}) was already connected to 'acme'; not connected again." in out
     url = f"https://bots.example.com/telegram/webhook/{bot.public_id}/"
     assert f"Webhook: {url}" in out
     assert telegram_bot.webhook(TEST_TOKEN)["url"] == url

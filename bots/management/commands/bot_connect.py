@@ -28,7 +28,9 @@ class Command(BaseCommand):
             url = bot_register_webhook(bot=bot) if settings.PUBLIC_BASE_URL else None
         except ServiceError as exc:
             raise CommandError(f"{exc.code}: {exc.message}") from exc
-        self.stdout.write(f"Bot @{bot.username} (id {bot.id}) connected to '{tenant.slug}'.")
+        # Running it again is allowed (it registers the webhook again, e.g. once PUBLIC_BASE_URL is set), but says so.
+        self.stdout.write(f"Bot @{bot.username} (id {bot.id}) was already connected to '{tenant.slug}'; not "
+                          "connected again." if existing else f"Bot @{bot.username} (id {bot.id}) connected to '{tenant.slug}'.")
         self.stdout.write(f"Webhook: {url}" if url else "PUBLIC_BASE_URL is not set: no webhook registered.")
 
 
