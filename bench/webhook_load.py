@@ -244,24 +244,28 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+def _wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 60,
+                status: int | None = 405) -> None:
+    """Until the server ``proc`` answers a GET on ``path`` with ``status`` (None: any HTTP answer); RuntimeError
+    when it exits or ``timeout`` seconds pass."""
     import http.client
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with code {proc.returncode}")
+            raise RuntimeError(f"server exited with code {proc.returncode}")
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", path)
-            status = conn.getresponse().status
+            answered = conn.getresponse()
+            answered.read()
             conn.close()
-            if status == 405:
+            if status is None or answered.status == status:
                 return
         except OSError:
             pass
         time.sleep(0.3)
-    raise RuntimeError("gunicorn did not answer in time")
+    raise RuntimeError("server did not answer in time")
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -40,11 +40,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 from _common import OUT_DIR, REPO, CpuSampler, log, table  # noqa: E402
-from webhook_load import BODY_FMT, ID_SPAN, LUA, THREAD_SPAN, _children, _free_port, _stop  # noqa: E402
+from webhook_load import (BODY_FMT, ID_SPAN, LUA, QUEUES, THREAD_SPAN, _children, _free_port,  # noqa: E402
+                          _purge, _stop, _wait_ready)
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-QUEUE = "answers"
-QUEUES = [QUEUE] + [f"{QUEUE}:{p}" for p in range(1, 10)]
 PTB_TOKEN = "123456:BENCH-ptb-dummy-token"
 
 PTB_SERVER = r'''
@@ -76,29 +75,6 @@ def _queued_pks(broker) -> list[int]:
             body = json.loads(base64.b64decode(envelope["body"]))
             pks.append(int(body[0][0]))
     return pks
-
-
-def _purge(broker) -> None:
-    broker.delete(*QUEUES)
-
-
-def _wait_http(port: int, path: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    """Until the server answers an HTTP request on ``path`` (a GET: 405 from both servers)."""
-    import http.client
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", path)
-            conn.getresponse().read()
-            conn.close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not answer in time")
 
 
 def _wrk(port: int, path: str, base: int, threads: int, connections: int, duration: float, lua: Path) -> dict:
@@ -226,7 +202,7 @@ def main() -> int:
                                              env=dict(env, **spec_env),
                                              stdout=handle, stderr=subprocess.STDOUT)
                     procs.append(relay)
-                _wait_http(port, path, server)
+                _wait_ready(port, path, server, timeout=180, status=None)
                 _purge(broker)
                 warm_base = (2 * run_no - 1) * ID_SPAN
                 base = 2 * run_no * ID_SPAN
